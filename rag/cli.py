@@ -1,0 +1,225 @@
+"""The `rag` command: composes ingest and the query pipeline; holds no logic of its own."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rag.errors import RagError
+from rag.quiet import quiet_libraries
+from rag.settings import Settings
+
+app = typer.Typer(help="Answer questions over your own documents, with sources.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env RAG_INDEX_DIR]")]
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Environment and .env first, CLI flags on top (only the flags actually given)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _friendly(command):
+    """Expected failures print one line and exit 1; no traceback for the user to decode."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        quiet_libraries()
+        try:
+            return command(*args, **kwargs)
+        except RagError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _display_path(path: str) -> str:
+    """Relative to the working folder when inside it, else absolute."""
+    cwd = os.getcwd() + os.sep
+    return path[len(cwd) :] if path.startswith(cwd) else path
+
+
+@app.command()
+@_friendly
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest")],
+    index: IndexOpt = None,
+    embedder: Annotated[str | None, typer.Option(help="sentence-transformers id or path [env RAG_EMBEDDER]")] = None,
+    chunk_size: Annotated[int | None, typer.Option(help="Max characters per chunk")] = None,
+    chunk_overlap: Annotated[int | None, typer.Option(help="Characters shared by neighbouring chunks")] = None,
+) -> None:
+    """Add folders or files to the index; re-running only processes what changed."""
+    from ingest.writer import IndexWriter
+
+    settings = _settings(index_dir=index, embedder=embedder, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+    columns = (TextColumn("{task.description:>9}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bars:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(stage, total=total)
+            bars.update(tasks[stage], completed=done, total=total)
+
+        report = IndexWriter(settings, progress).ingest(paths)
+
+    out.print(f"[bold]Index[/] {report.index_dir}")
+    rate = report.chunks_added / report.seconds if report.seconds else 0.0
+    out.print(
+        f"files seen {report.files_seen}, ingested {len(report.ingested)}, unchanged {report.unchanged}, "
+        f"skipped {len(report.skipped)}, removed {len(report.removed)}"
+    )
+    out.print(
+        f"chunks added {report.chunks_added}, removed {report.chunks_removed}, total {report.chunks_total} "
+        f"in {report.seconds:.1f} s ({rate:.1f} chunks/s)"
+    )
+    for path, reason in report.skipped:
+        out.print(f"  [yellow]skipped[/] {_display_path(path)}: {reason}", highlight=False)
+    for path in report.removed:
+        out.print(f"  [cyan]removed[/] {_display_path(path)}", highlight=False)
+
+
+def _sources_table(answer) -> Table:
+    table = Table(title="Sources (most relevant first)", title_justify="left")
+    for name in ("#", "source", "page", "retrieval", "rerank", "sigmoid", "relative"):
+        table.add_column(name, justify="left" if name == "source" else "right")
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    for rank, hit in enumerate(answer.sources, 1):
+        table.add_row(
+            f"[{rank}]",
+            _display_path(hit.source),
+            str(hit.chunk.page or "-"),
+            fmt(hit.retrieval_score),
+            fmt(hit.rerank_score),
+            fmt(hit.rerank_prob),
+            fmt(hit.rerank_relative),
+        )
+    return table
+
+
+def answer_json(answer) -> dict:
+    return {
+        "question": answer.question,
+        "answer": answer.answer,
+        "error": answer.error,
+        "warnings": answer.warnings,
+        "sources": [
+            {
+                "rank": rank,
+                "source": hit.source,
+                "title": hit.chunk.title,
+                "page": hit.chunk.page,
+                "chunk_id": hit.chunk.id,
+                "start": hit.chunk.start,
+                "end": hit.chunk.end,
+                "text": hit.chunk.text,
+                "retrieval_rank": hit.retrieval_rank,
+                "retrieval_score": hit.retrieval_score,
+                "rerank_score": hit.rerank_score,
+                "rerank_sigmoid": hit.rerank_prob,
+                "rerank_relative": hit.rerank_relative,
+            }
+            for rank, hit in enumerate(answer.sources, 1)
+        ],
+        "timings_ms": answer.timings_ms,
+        "models": answer.models,
+    }
+
+
+def _answer_one(pipeline, question: str, as_json: bool) -> bool:
+    """Ask one question and print it; returns False when the LLM failed."""
+    if as_json:
+        answer = pipeline.ask(question)
+        out.print_json(json.dumps(answer_json(answer), ensure_ascii=False))
+        return answer.error is None
+    for warning in [pipeline.reranker_warning] if pipeline.reranker_warning else []:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+    def write(piece: str) -> None:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    answer = pipeline.ask(question, on_token=write)
+    sys.stdout.write("\n\n")
+    if answer.error:
+        err.print(f"[bold red]error:[/] {answer.error}", highlight=False)
+    out.print(_sources_table(answer))
+    t = answer.timings_ms
+    out.print(
+        f"[dim]retrieve {t.get('retrieve', 0):.0f} ms · rerank {t.get('rerank', 0):.0f} ms · "
+        f"generate {t.get('generate', 0):.0f} ms · llm {answer.models.get('llm')}[/]"
+    )
+    return answer.error is None
+
+
+def _chat(pipeline) -> None:
+    err.print("[dim]Ask a question (empty line or Ctrl-D to quit).[/]")
+    while True:
+        try:
+            question = out.input("[bold green]?[/] ").strip()
+        except EOFError:
+            break
+        if not question or question.lower() in {"exit", "quit"}:
+            break
+        try:
+            _answer_one(pipeline, question, as_json=False)
+        except RagError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+
+
+@app.command()
+@_friendly
+def ask(
+    question: Annotated[str | None, typer.Argument(help="The question; omit it for an interactive chat")] = None,
+    index: IndexOpt = None,
+    candidates: Annotated[int | None, typer.Option("--candidates", "-k", help="Passages retrieved for rerank")] = None,
+    top_n: Annotated[int | None, typer.Option("--top-n", "-n", help="Passages given to the LLM")] = None,
+    reranker: Annotated[str | None, typer.Option(help="Preset, hub id, local path, or none")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """Retrieve, rerank and answer one question with numbered sources."""
+    from rag.pipeline import Pipeline
+
+    settings = _settings(index_dir=index, candidates=candidates, top_n=top_n, reranker=reranker)
+    pipeline = Pipeline(settings)
+    if question is None:
+        _chat(pipeline)
+    elif not _answer_one(pipeline, question, as_json):
+        raise typer.Exit(1)
+
+
+@app.command()
+@_friendly
+def chat(
+    index: IndexOpt = None,
+    candidates: Annotated[int | None, typer.Option("--candidates", "-k")] = None,
+    top_n: Annotated[int | None, typer.Option("--top-n", "-n")] = None,
+    reranker: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Interactive questions, with the models kept loaded between them."""
+    from rag.pipeline import Pipeline
+
+    _chat(Pipeline(_settings(index_dir=index, candidates=candidates, top_n=top_n, reranker=reranker)))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

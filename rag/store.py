@@ -1,0 +1,121 @@
+"""The on-disk index: layout, manifest, and the read side used by retrieval.
+
+Layout of an index folder (written only by `ingest.writer`):
+
+    CURRENT           name of the live generation, replaced atomically (os.replace)
+    gen-000007/       one complete, immutable generation:
+        manifest.json     embedder id, dimension, chunker settings, versions, counts
+        chunks.sqlite     files (path, sha256, …) and chunks (text, source, page, offsets)
+        vectors.faiss     IndexIDMap2(IndexFlatIP); ids are chunk ids; vectors are normalised
+    .lock             held by a running ingest (flock)
+
+A reader follows CURRENT, so an ingest that crashes or is interrupted before switching CURRENT
+leaves the previous generation in use. Nothing here unpickles: JSON, SQLite and FAISS's own format.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import RagError
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+CHUNKS_DB = "chunks.sqlite"
+VECTORS = "vectors.faiss"
+LOCK = ".lock"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    chunks INTEGER NOT NULL,
+    ingested_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL REFERENCES files(path),
+    title TEXT NOT NULL,
+    page INTEGER,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_path ON chunks(path);
+"""
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    id: int
+    path: str
+    title: str
+    page: int | None
+    start: int
+    end: int
+    text: str
+
+
+def live_generation(index_dir: Path) -> Path | None:
+    """Folder of the generation CURRENT names, or None for a folder with no committed index."""
+    pointer = index_dir / CURRENT
+    if not pointer.is_file():
+        return None
+    generation = index_dir / pointer.read_text(encoding="utf-8").strip()
+    return generation if (generation / MANIFEST).is_file() else None
+
+
+def read_manifest(generation: Path) -> dict:
+    return json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
+
+
+class IndexReader:
+    """Read-only view of one generation: vector search and chunk lookup."""
+
+    def __init__(self, index_dir: Path) -> None:
+        import faiss
+
+        generation = live_generation(index_dir)
+        if generation is None:
+            raise RagError(f"no index at {index_dir}: run `rag ingest FOLDER --index {index_dir}` first")
+        self.index_dir = index_dir
+        self.manifest = read_manifest(generation)
+        if self.manifest.get("format_version") != FORMAT_VERSION:
+            raise RagError(
+                f"index at {index_dir} has format {self.manifest.get('format_version')}, "
+                f"this rag reads {FORMAT_VERSION}: re-ingest into a new --index folder"
+            )
+        self.vectors = faiss.read_index(str(generation / VECTORS))
+        self.db = sqlite3.connect(f"file:{generation / CHUNKS_DB}?mode=ro", uri=True, check_same_thread=False)
+
+    @property
+    def embedder_id(self) -> str:
+        return self.manifest["embedder"]
+
+    def __len__(self) -> int:
+        return int(self.vectors.ntotal)
+
+    def search(self, query_vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """(chunk id, cosine similarity) of the k nearest chunks, best first."""
+        if len(self) == 0 or k <= 0:
+            return []
+        scores, ids = self.vectors.search(query_vector.reshape(1, -1).astype(np.float32), min(k, len(self)))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(f"SELECT id, path, title, page, start, end, text FROM chunks WHERE id IN ({marks})", ids)
+        return {row[0]: StoredChunk(*row) for row in rows}
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,64 @@
+"""Shared fixtures: real models (packaged MiniLM, a CrossEncoder built from it, the local LLM)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.embedder import packaged_minilm_path
+from rag.quiet import quiet_libraries
+from rag.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "docs_corpus"
+SHARED = ROOT.parent / "shared"
+
+quiet_libraries()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path_factory):
+    """No user .env, endpoint or index folder leaks into a test."""
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "RAG_LLM_BASE_URL", "RAG_LLM_API_KEY", "RAG_LLM_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg")))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+def make_settings(index_dir: Path, **overrides) -> Settings:
+    return Settings(index_dir=index_dir, **overrides)
+
+
+@pytest.fixture(scope="session")
+def cross_encoder_dir(tmp_path_factory) -> Path:
+    """A real CrossEncoder: the packaged MiniLM encoder with a seeded, untrained scoring head.
+
+    Its scores carry no relevance knowledge; it exercises the real model code path offline.
+    """
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    torch.manual_seed(0)
+    model = CrossEncoder(str(packaged_minilm_path()), num_labels=1, device="cpu")
+    folder = tmp_path_factory.mktemp("cross-encoder")
+    model.save(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def corpus_questions() -> list[dict]:
+    lines = (CORPUS / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def corpus_index(tmp_path_factory) -> Path:
+    """docs_corpus ingested once for the session through the real ingest path."""
+    from ingest.writer import IndexWriter
+
+    index_dir = tmp_path_factory.mktemp("corpus-index")
+    IndexWriter(make_settings(index_dir)).ingest([CORPUS])
+    return index_dir

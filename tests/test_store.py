@@ -1,0 +1,243 @@
+"""The index on disk: incremental add/replace/prune, crash safety, the writer lock, embedder checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ingest.writer import IndexWriter, writer_lock
+from rag.embedder import Embedder
+from rag.errors import RagError
+from rag.retrieval import DenseRetriever
+from rag.store import CHUNKS_DB, IndexReader, live_generation
+from tests.conftest import make_settings
+
+DOCS = {
+    "fees.txt": "Late fees are 100 won per day per book. The maximum late fee is 5,000 won.",
+    "hours.md": "# Hours\n\nThe main library opens at 9 and closes at 22 on weekdays.",
+    "ko/대출.txt": "성인은 한 번에 일곱 권까지 빌릴 수 있습니다. 대출 기간은 14일입니다.",
+}
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    root = tmp_path / "docs"
+    for name, text in DOCS.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def index_dir(tmp_path) -> Path:
+    return tmp_path / "index"
+
+
+def ingest(index_dir: Path, *paths: Path, **overrides):
+    return IndexWriter(make_settings(index_dir, **overrides)).ingest(list(paths))
+
+
+def indexed(index_dir: Path) -> dict[str, list[int]]:
+    """source file name -> chunk ids, as the query side sees them."""
+    reader = IndexReader(index_dir)
+    rows = reader.db.execute("SELECT path, id FROM chunks ORDER BY id").fetchall()
+    assert len(reader) == len(rows)  # every stored chunk has a vector and vice versa
+    out: dict[str, list[int]] = {}
+    for path, chunk_id in rows:
+        out.setdefault(Path(path).name, []).append(chunk_id)
+    reader.close()
+    return out
+
+
+def top_source(index_dir: Path, question: str) -> str:
+    return Path(DenseRetriever.open(index_dir).retrieve(question, 1)[0].source).name
+
+
+def test_first_ingest_indexes_every_file(folder, index_dir):
+    report = ingest(index_dir, folder)
+    assert report.files_seen == 3 and len(report.ingested) == 3 and report.chunks_added == 3
+    assert set(indexed(index_dir)) == {"fees.txt", "hours.md", "대출.txt"}
+    assert top_source(index_dir, "How much is the late fee?") == "fees.txt"
+
+
+def test_second_ingest_skips_unchanged_files(folder, index_dir):
+    ingest(index_dir, folder)
+    before = indexed(index_dir)
+    report = ingest(index_dir, folder)
+    assert report.unchanged == 3 and report.ingested == [] and report.chunks_added == 0
+    assert indexed(index_dir) == before
+
+
+def test_changed_file_is_replaced_and_vanished_file_pruned(folder, index_dir):
+    ingest(index_dir, folder)
+    before = indexed(index_dir)
+    (folder / "fees.txt").write_text("Printing costs 50 won per page in black and white.", encoding="utf-8")
+    (folder / "hours.md").unlink()
+    report = ingest(index_dir, folder)
+    after = indexed(index_dir)
+    assert [Path(p).name for p in report.ingested] == ["fees.txt"]
+    assert [Path(p).name for p in report.removed] == ["hours.md"]
+    assert report.chunks_removed == 2 and report.chunks_added == 1
+    assert "hours.md" not in after
+    assert after["대출.txt"] == before["대출.txt"]  # untouched file keeps its chunks
+    assert after["fees.txt"] != before["fees.txt"]
+    assert top_source(index_dir, "How much does printing cost?") == "fees.txt"
+
+
+def test_ingesting_another_folder_keeps_the_first(folder, index_dir, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "parking.txt").write_text("Parking is free for two hours.", encoding="utf-8")
+    ingest(index_dir, folder)
+    ingest(index_dir, other)
+    assert set(indexed(index_dir)) == {"fees.txt", "hours.md", "대출.txt", "parking.txt"}
+
+
+def test_changed_chunk_settings_rechunk_everything(folder, index_dir):
+    ingest(index_dir, folder)
+    report = ingest(index_dir, folder, chunk_size=40, chunk_overlap=0)
+    assert len(report.ingested) == 3 and report.chunks_added > 3
+
+
+def test_skipped_files_are_reported_with_reasons(folder, index_dir, monkeypatch):
+    (folder / "blob.txt").write_bytes(b"\x00\x01binary")
+    (folder / "empty.md").write_text("")
+    (folder / "big.txt").write_text("x" * 2_000_000)
+    (folder / "locked.txt").write_text("secret")
+    (folder / ".hidden.txt").write_text("never seen")
+    real_read = Path.read_bytes
+
+    def read_bytes(self):  # fault injection: root can read any file, so simulate EACCES
+        if self.name == "locked.txt":
+            raise PermissionError(13, "Permission denied")
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    report = ingest(index_dir, folder, max_file_mb=1)
+    reasons = {Path(p).name: why for p, why in report.skipped}
+    assert set(reasons) == {"blob.txt", "empty.md", "big.txt", "locked.txt"}
+    assert "binary" in reasons["blob.txt"] and "empty" in reasons["empty.md"]
+    assert "too large" in reasons["big.txt"] and "RAG_MAX_FILE_MB" in reasons["big.txt"]
+    assert "unreadable" in reasons["locked.txt"] and "Permission denied" in reasons["locked.txt"]
+    assert report.files_seen == 7 and len(report.ingested) == 3
+
+
+def test_a_file_that_becomes_unreadable_leaves_the_index(folder, index_dir):
+    ingest(index_dir, folder)
+    (folder / "fees.txt").write_bytes(b"\x00\x00garbage")
+    report = ingest(index_dir, folder)
+    assert "fees.txt" not in indexed(index_dir)
+    assert [Path(p).name for p in report.removed] == ["fees.txt"]
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("disk full"), KeyboardInterrupt()])
+def test_crash_or_ctrl_c_mid_ingest_leaves_the_previous_index_usable(folder, index_dir, monkeypatch, failure):
+    ingest(index_dir, folder)
+    before = indexed(index_dir)
+    generation = live_generation(index_dir)
+    (folder / "fees.txt").write_text("Completely new content about the reading room.", encoding="utf-8")
+    (folder / "new.txt").write_text("A brand new document about parking.", encoding="utf-8")
+
+    def fail(self, texts):  # fault injection in the middle of the write
+        raise failure
+
+    with monkeypatch.context() as patch, pytest.raises(type(failure)):
+        patch.setattr(Embedder, "embed", fail)
+        ingest(index_dir, folder)
+    assert live_generation(index_dir) == generation
+    assert indexed(index_dir) == before
+    assert top_source(index_dir, "How much is the late fee?") == "fees.txt"
+    report = ingest(index_dir, folder)  # the next run picks up the pending changes
+    assert sorted(Path(p).name for p in report.ingested) == ["fees.txt", "new.txt"]
+    assert not [p for p in os.listdir(index_dir) if p.startswith(".tmp-")]
+
+
+def test_crash_during_commit_leaves_no_trace(folder, index_dir, monkeypatch):
+    ingest(index_dir, folder)
+    before = indexed(index_dir)
+    (folder / "new.txt").write_text("A brand new document about parking.", encoding="utf-8")
+    import faiss
+
+    def broken_write(index, path):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch, pytest.raises(OSError, match="No space"):
+        patch.setattr(faiss, "write_index", broken_write)
+        ingest(index_dir, folder)
+    assert indexed(index_dir) == before
+    assert sorted(p for p in os.listdir(index_dir) if not p.startswith(".lock")) == ["CURRENT", "gen-000001"]
+
+
+def test_second_writer_gets_a_clear_error(folder, index_dir):
+    with writer_lock(index_dir), pytest.raises(RagError, match="another ingest .* is writing to"):
+        ingest(index_dir, folder)
+    ingest(index_dir, folder)  # lock released: works again
+
+
+def test_lock_dies_with_its_process(folder, index_dir):
+    import subprocess
+    import sys
+
+    code = "import sys,time; from ingest.writer import writer_lock; from pathlib import Path\n"
+    code += "with writer_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", code, str(index_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RagError, match=f"pid {holder.pid}"):
+            ingest(index_dir, folder)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert ingest(index_dir, folder).chunks_added == 3  # a killed ingest never blocks the next one
+
+
+def test_ingest_with_another_embedder_is_refused(folder, index_dir):
+    ingest(index_dir, folder)
+    with pytest.raises(RagError, match="was built with embedder 'sentence-transformers/all-MiniLM-L6-v2'"):
+        ingest(index_dir, folder, embedder="BAAI/bge-m3")
+
+
+def test_query_with_another_embedder_is_refused(folder, index_dir):
+    ingest(index_dir, folder)
+    with pytest.raises(RagError, match="built with embedder .* but the query would use 'BAAI/bge-m3'"):
+        DenseRetriever.open(index_dir, "BAAI/bge-m3")
+
+
+def test_missing_and_empty_index_get_clear_errors(tmp_path):
+    with pytest.raises(RagError, match="no index at .*rag ingest"):
+        DenseRetriever.open(tmp_path / "nowhere")
+    empty = tmp_path / "empty-src"
+    empty.mkdir()
+    ingest(tmp_path / "idx", empty)
+    with pytest.raises(RagError, match="is empty"):
+        DenseRetriever.open(tmp_path / "idx")
+
+
+def test_missing_path_is_a_clear_error(index_dir, tmp_path):
+    with pytest.raises(RagError, match="no such file or folder"):
+        ingest(index_dir, tmp_path / "typo")
+
+
+def test_index_files_are_sqlite_faiss_and_json(folder, index_dir):
+    ingest(index_dir, folder)
+    generation = live_generation(index_dir)
+    assert sorted(os.listdir(generation)) == ["chunks.sqlite", "manifest.json", "vectors.faiss"]
+    with sqlite3.connect(generation / CHUNKS_DB) as db:
+        row = db.execute("SELECT title, text FROM chunks WHERE path LIKE '%hours.md'").fetchone()
+    assert row == ("Hours", DOCS["hours.md"])
+    manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["embedder"] == "sentence-transformers/all-MiniLM-L6-v2" and manifest["chunks"] == 3
+
+
+def test_chunk_metadata_keeps_source_title_and_offsets(folder, index_dir):
+    ingest(index_dir, folder)
+    reader = IndexReader(index_dir)
+    chunk = next(iter(reader.chunks(indexed(index_dir)["hours.md"]).values()))
+    source_text = Path(chunk.path).read_text(encoding="utf-8")
+    assert chunk.title == "Hours" and chunk.page is None
+    assert source_text[chunk.start : chunk.end] == chunk.text
+    assert reader.manifest["chunker"]["size"] == 700 and reader.manifest["dimension"] == 384
