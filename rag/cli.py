@@ -19,8 +19,8 @@ from rag.quiet import quiet_libraries
 from rag.settings import Settings
 
 app = typer.Typer(help="Answer questions over your own documents, with sources.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env RAG_INDEX_DIR]")]
 
@@ -96,8 +96,10 @@ def ingest(
 
 def _sources_table(answer) -> Table:
     table = Table(title="Sources (most relevant first)", title_justify="left")
-    for name in ("#", "source", "page", "retrieval", "rerank", "sigmoid", "relative"):
-        table.add_column(name, justify="left" if name == "source" else "right")
+    table.add_column("#", justify="right")
+    table.add_column("source", overflow="fold")  # a path is worth more than a tidy table
+    for name in ("page", "retrieval", "rerank", "sigmoid", "relative"):
+        table.add_column(name, justify="right")
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     for rank, hit in enumerate(answer.sources, 1):
         table.add_row(
@@ -147,8 +149,6 @@ def _answer_one(pipeline, question: str, as_json: bool) -> bool:
         answer = pipeline.ask(question)
         out.print_json(json.dumps(answer_json(answer), ensure_ascii=False))
         return answer.error is None
-    for warning in [pipeline.reranker_warning] if pipeline.reranker_warning else []:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
     def write(piece: str) -> None:
         sys.stdout.write(piece)
@@ -156,6 +156,8 @@ def _answer_one(pipeline, question: str, as_json: bool) -> bool:
 
     answer = pipeline.ask(question, on_token=write)
     sys.stdout.write("\n\n")
+    for warning in answer.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if answer.error:
         err.print(f"[bold red]error:[/] {answer.error}", highlight=False)
     out.print(_sources_table(answer))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import RagError
+from rag.hub import load_model
 from rag.quiet import quiet_libraries
 from rag.settings import PACKAGED_EMBEDDER
 
@@ -46,7 +47,7 @@ class Embedder:
         self.model_id = model_id
         self.batch_size = batch_size
         try:
-            self.model = SentenceTransformer(resolve_model_path(model_id), device="cpu")
+            self.model = load_model(SentenceTransformer, resolve_model_path(model_id), device="cpu")
         except (OSError, ValueError) as exc:
             raise RagError(
                 f"cannot load embedder '{model_id}': {str(exc).splitlines()[0]} "

@@ -128,7 +128,7 @@ class LLM:
             ) from exc
         except openai.APIStatusError as exc:
             raise LLMError(
-                f"LLM at {self.endpoint.base_url} answered HTTP {exc.status_code}: {_short(exc.message)}"
+                f"LLM at {self.endpoint.base_url} answered HTTP {exc.status_code}: {_short(_error_text(exc))}"
             ) from exc
         except (openai.OpenAIError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise LLMError(
@@ -136,6 +136,14 @@ class LLM:
             ) from exc
         if not produced:
             raise LLMError(f"LLM at {self.endpoint.base_url} returned an empty answer (model {self.endpoint.model})")
+
+
+def _error_text(exc: openai.APIStatusError) -> str:
+    """The server's own error message when its body has one, else the client's summary."""
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return body["message"]
+    return exc.message
 
 
 def _short(text: str, limit: int = 160) -> str:

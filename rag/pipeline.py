@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from rag.errors import RagError
 from rag.hits import Hit
 from rag.llm import LLM, LLMError, open_llm
-from rag.prompt import build_messages
+from rag.prompt import build_messages, fit_context
 from rag.reranker import Reranker, RerankerUnavailable, load_reranker
 from rag.retrieval import DenseRetriever
 from rag.settings import Settings
@@ -66,7 +66,13 @@ class Pipeline:
         answer = Answer(question=question, sources=[])
         if self.reranker_warning:
             answer.warnings.append(self.reranker_warning)
-        answer.sources = self.sources(question, answer)
+        ranked = self.sources(question, answer)
+        answer.sources = fit_context(ranked, self.settings.llm_context_tokens)
+        if len(answer.sources) < len(ranked):
+            answer.warnings.append(
+                f"only the top {len(answer.sources)} of {len(ranked)} passages fit the LLM context budget "
+                f"(RAG_LLM_CONTEXT_TOKENS={self.settings.llm_context_tokens})"
+            )
         answer.models = {
             "embedder": self.retriever.embedder.model_id,
             "reranker": self.reranker.model_id if self.reranker else None,

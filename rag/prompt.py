@@ -34,6 +34,25 @@ def _escape(text: str) -> str:
     return text.replace("</document>", "<\\/document>")
 
 
+def estimate_tokens(text: str) -> int:
+    """Upper-bound token estimate that needs no tokenizer: byte-level BPE vocabularies without
+    Korean merges spend about two tokens per Hangul syllable, and about one per four Latin chars."""
+    hangul = len(_HANGUL.findall(text))
+    return 2 * hangul + (len(text) - hangul) // 3 + 1
+
+
+def fit_context(hits: list[Hit], budget_tokens: int) -> list[Hit]:
+    """The best-ranked hits whose text fits in the budget (always at least the first)."""
+    kept, used = [], 0
+    for hit in hits:
+        cost = estimate_tokens(hit.chunk.text) + 20  # tags and title
+        if kept and used + cost > budget_tokens:
+            break
+        kept.append(hit)
+        used += cost
+    return kept
+
+
 def build_messages(question: str, hits: list[Hit]) -> list[dict]:
     blocks = []
     for number, hit in enumerate(hits, 1):

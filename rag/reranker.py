@@ -16,6 +16,7 @@ import numpy as np
 
 from rag.errors import RagError
 from rag.hits import Hit
+from rag.hub import load_model
 from rag.quiet import quiet_libraries
 
 PRESETS = {
@@ -48,12 +49,12 @@ class Reranker:
         self.model_id = resolve_reranker(name)
         self.batch_size = batch_size
         try:
-            self.model = CrossEncoder(self.model_id, device="cpu", max_length=max_length)
+            self.model = load_model(CrossEncoder, self.model_id, device="cpu", max_length=max_length)
         except (OSError, ValueError) as exc:
             where = "local folder" if Path(self.model_id).exists() else "hub id"
             raise RerankerUnavailable(
                 f"reranker '{name}' ({where} {self.model_id}) could not be loaded: "
-                f"{str(exc).splitlines()[0]} Fix: download it once with network access (it is then "
+                f"{str(exc).splitlines()[0].rstrip('.')}. Fix: download it once with network access (it is then "
                 "cached), point RAG_RERANKER at a local copy, or use --reranker none"
             ) from exc
         self._identity = torch.nn.Identity()

@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     llm_model: str | None = None
     llm_timeout: float = 120.0
     llm_max_retries: int = 2
-    llm_max_tokens: int = 384
+    llm_max_tokens: int = 256
+    llm_context_tokens: int = 3000
     llm_temperature: float = 0.1
     local_llm_threads: int = 2
     local_llm_ctx: int = 4096

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from ingest.chunking import chunk_text, sentence_spans
@@ -56,8 +58,8 @@ def test_chunks_are_exact_slices_within_size_and_end_at_sentences(text):
 @pytest.mark.parametrize("text", [EN, KO])
 def test_neighbouring_chunks_overlap_and_cover_the_text(text):
     chunks = chunk_text(text, size=120, overlap=60)
-    assert any(nxt.start < prev.end for prev, nxt in zip(chunks, chunks[1:]))
-    assert all(nxt.start > prev.start for prev, nxt in zip(chunks, chunks[1:]))
+    assert any(nxt.start < prev.end for prev, nxt in itertools.pairwise(chunks))
+    assert all(nxt.start > prev.start for prev, nxt in itertools.pairwise(chunks))
     covered = set()
     for chunk in chunks:
         covered.update(range(chunk.start, chunk.end))
@@ -66,7 +68,7 @@ def test_neighbouring_chunks_overlap_and_cover_the_text(text):
 
 def test_no_overlap_means_disjoint_chunks():
     chunks = chunk_text(EN, size=100, overlap=0)
-    assert all(nxt.start >= prev.end for prev, nxt in zip(chunks, chunks[1:]))
+    assert all(nxt.start >= prev.end for prev, nxt in itertools.pairwise(chunks))
 
 
 def test_a_sentence_longer_than_the_chunk_is_cut_at_whitespace():

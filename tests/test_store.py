@@ -173,7 +173,7 @@ def test_crash_during_commit_leaves_no_trace(folder, index_dir, monkeypatch):
 
 
 def test_second_writer_gets_a_clear_error(folder, index_dir):
-    with writer_lock(index_dir), pytest.raises(RagError, match="another ingest .* is writing to"):
+    with writer_lock(index_dir), pytest.raises(RagError, match=r"another ingest .* is writing to"):
         ingest(index_dir, folder)
     ingest(index_dir, folder)  # lock released: works again
 
@@ -203,12 +203,12 @@ def test_ingest_with_another_embedder_is_refused(folder, index_dir):
 
 def test_query_with_another_embedder_is_refused(folder, index_dir):
     ingest(index_dir, folder)
-    with pytest.raises(RagError, match="built with embedder .* but the query would use 'BAAI/bge-m3'"):
+    with pytest.raises(RagError, match=r"built with embedder .* but the query would use 'BAAI/bge-m3'"):
         DenseRetriever.open(index_dir, "BAAI/bge-m3")
 
 
 def test_missing_and_empty_index_get_clear_errors(tmp_path):
-    with pytest.raises(RagError, match="no index at .*rag ingest"):
+    with pytest.raises(RagError, match=r"no index at .*rag ingest"):
         DenseRetriever.open(tmp_path / "nowhere")
     empty = tmp_path / "empty-src"
     empty.mkdir()

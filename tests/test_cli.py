@@ -1,0 +1,84 @@
+"""The `rag` command as a user runs it: summaries, JSON, errors without tracebacks, chat."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rag.cli import app
+from tests.test_llm_faults import FaultServer
+
+runner = CliRunner()
+
+DOCS = {
+    "fees.txt": "Late fees are 100 won per day per book. The maximum late fee is 5,000 won.",
+    "hours.md": "# Opening hours\n\nThe main library opens at 9 and closes at 22 on weekdays.",
+    "대출.txt": "성인은 한 번에 일곱 권까지 빌릴 수 있습니다. 대출 기간은 14일입니다.",
+}
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("docs")
+    for name, text in DOCS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    (folder / "photo.png").write_bytes(b"\x89PNG\r\n")
+    index_dir = tmp_path_factory.mktemp("index")
+    first = runner.invoke(app, ["ingest", str(folder), "--index", str(index_dir)])
+    assert first.exit_code == 0, first.output
+    assert "files seen 4, ingested 3, unchanged 0, skipped 1, removed 0" in first.output
+    assert "photo.png: unsupported file type '.png'" in first.output
+    assert "chunks added 3, removed 0, total 3" in first.output
+    second = runner.invoke(app, ["ingest", str(folder), "--index", str(index_dir)])
+    assert "files seen 4, ingested 0, unchanged 3" in second.output
+    return index_dir
+
+
+def test_ask_on_a_missing_index_is_one_clear_line(tmp_path):
+    result = runner.invoke(app, ["ask", "anything?", "--index", str(tmp_path / "none"), "--json"])
+    assert result.exit_code == 1
+    assert "no index at" in result.output and "rag ingest" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_ingest_of_a_missing_folder_is_one_clear_line(tmp_path):
+    result = runner.invoke(app, ["ingest", str(tmp_path / "typo"), "--index", str(tmp_path / "i")])
+    assert result.exit_code == 1 and "typo: no such file or folder" in result.output
+
+
+def test_failing_llm_still_shows_the_sources(index, cross_encoder_dir, monkeypatch):
+    server = FaultServer()
+    server.mode = "500"
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    monkeypatch.setenv("RAG_LLM_MAX_RETRIES", "0")
+    try:
+        args = ["ask", "How much is the late fee?", "--index", str(index), "--json"]
+        result = runner.invoke(app, [*args, "--reranker", str(cross_encoder_dir), "-k", "3", "-n", "2"])
+    finally:
+        server.close()
+    assert result.exit_code == 1
+    payload = json.loads(result.stdout)
+    assert payload["error"].startswith(f"LLM at {server.url} answered HTTP 500")
+    assert len(payload["sources"]) == 2
+    assert all(s["rerank_score"] is not None for s in payload["sources"])
+    scores = [s["rerank_score"] for s in payload["sources"]]
+    assert scores == sorted(scores, reverse=True)
+    assert payload["models"]["reranker"] == str(cross_encoder_dir)
+    assert set(payload["timings_ms"]) == {"retrieve", "rerank", "generate"}
+
+
+def test_unavailable_reranker_warns_and_answers_without_rerank(index, monkeypatch):
+    server = FaultServer()
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    try:
+        result = runner.invoke(app, ["ask", "When does it close?", "--index", str(index), "-n", "1"])
+    finally:
+        server.close()
+    assert result.exit_code == 0, result.output
+    assert "reranker 'bge-reranker-v2-m3'" in result.output and "--reranker none" in result.output
+    assert "fine [1]" in result.output and "hours.md" in result.output.replace("\n", "").replace("│", "").replace(
+        " ", ""
+    )
