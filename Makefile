@@ -27,8 +27,8 @@ install-dev: $(VENV)/.installed-dev
 
 demo: install
 	$(BIN)/rag ingest docs_corpus --index $(INDEX)
-	$(BIN)/rag ask "한빛시립도서관 본관은 몇 년에 개관했나요?" --index $(INDEX)
-	$(BIN)/rag ask "How many books can an adult borrow at once?" --index $(INDEX)
+	$(BIN)/rag ask "예약한 책이 도착했다는 알림을 받으면 며칠 안에 찾아가야 하나요?" --index $(INDEX)
+	$(BIN)/rag ask "Who was the architect behind the current Main Library building?" --index $(INDEX)
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -8,7 +8,7 @@ and chunk metadata travel in `Document.metadata`. Only langchain-core is needed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun, Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
@@ -45,10 +45,8 @@ class RagRetriever(BaseRetriever):
     k: int = 20
 
     @classmethod
-    def from_index(cls, index_dir: Any, k: int = 20) -> RagRetriever:
-        from pathlib import Path
-
-        return cls(retriever=DenseRetriever.open(Path(index_dir)), k=k)
+    def from_index(cls, index_dir: str | Path, k: int = 20) -> RagRetriever:
+        return cls(retriever=DenseRetriever.open(Path(index_dir).expanduser()), k=k)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [hit_to_document(hit) for hit in self.retriever.retrieve(query, self.k)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGED_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     index_dir: Path = Field(default_factory=default_index_dir)
+
+    @field_validator("index_dir")
+    @classmethod
+    def _expand_user(cls, value: Path) -> Path:
+        return Path(value).expanduser()
 
     # ingest
     embedder: str = PACKAGED_EMBEDDER
