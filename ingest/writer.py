@@ -10,6 +10,7 @@ so a crash or Ctrl-C at any point loses nothing. One writer at a time, enforced 
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.chunking import chunk_text
-from ingest.loaders import SkipFile, load_file
+from ingest.loaders import Page, SkipFile, load_file
 from ingest.walk import walk
 from rag import __version__
 from rag.embedder import load_embedder
@@ -45,6 +46,7 @@ from rag.store import (
 )
 
 Progress = Callable[[str, int, int], None]
+Reader = Callable[[str | None], "_NewFile | None"]  # known sha256 -> new content, or None if unchanged
 CHUNKER_VERSION = "kiwi-sentences-1"
 
 
@@ -60,6 +62,15 @@ class IngestReport:
     chunks_removed: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Record:
+    """A document given as text rather than as a file (evaluation corpora); `id` is its source key."""
+
+    id: str
+    text: str
+    title: str = ""
 
 
 @dataclass
@@ -112,14 +123,26 @@ class IndexWriter:
         self.progress = progress or (lambda stage, done, total: None)
 
     def ingest(self, paths: list[Path]) -> IngestReport:
+        """Files and folders: only what is under `paths` is compared, and pruned when it vanished."""
+        files = list(walk(paths))  # fails on a missing path before anything is touched
+        roots = [p.resolve() for p in paths]
+        sources = [(str(path), functools.partial(self._read, path)) for path in files]
+        return self._run(sources, lambda key: _under(key, roots))
+
+    def ingest_records(self, records: list[Record]) -> IngestReport:
+        """In-memory documents (evaluation corpora): the index ends up holding exactly `records`."""
+        sources = [(record.id, functools.partial(self._read_record, record)) for record in records]
+        return self._run(sources, lambda key: True)
+
+    def _run(self, sources: list[tuple[str, Reader]], in_scope: Callable[[str], bool]) -> IngestReport:
         started = time.perf_counter()
         with writer_lock(self.index_dir):
             self._remove_stale_temporaries()
-            report = self._ingest_locked(paths)
+            report = self._ingest_locked(sources, in_scope)
         report.seconds = time.perf_counter() - started
         return report
 
-    def _ingest_locked(self, paths: list[Path]) -> IngestReport:
+    def _ingest_locked(self, sources: list[tuple[str, Reader]], in_scope: Callable[[str], bool]) -> IngestReport:
         report = IngestReport(self.index_dir)
         previous = live_generation(self.index_dir)
         manifest = read_manifest(previous) if previous else None
@@ -131,16 +154,13 @@ class IndexWriter:
         rechunk = manifest is not None and manifest["chunker"] != chunker_settings(self.settings)
         known = self._known_files(previous)
 
-        files = list(walk(paths))
-        roots = [p.resolve() for p in paths]
         seen: set[str] = set()
         new_files: list[_NewFile] = []
-        for n, path in enumerate(files, 1):
-            self.progress("reading", n, len(files))
+        for n, (key, read) in enumerate(sources, 1):
+            self.progress("reading", n, len(sources))
             report.files_seen += 1
-            key = str(path)
             try:
-                new = self._read(path, known.get(key), rechunk)
+                new = read(None if rechunk else known.get(key))
             except SkipFile as exc:
                 report.skipped.append((key, str(exc)))
                 continue
@@ -152,7 +172,7 @@ class IndexWriter:
                 report.ingested.append(key)
 
         replaced = {f.path for f in new_files if f.path in known}
-        vanished = {p for p in known if _under(p, roots) and p not in seen}
+        vanished = {key for key in known if in_scope(key) and key not in seen}
         report.removed = sorted(vanished)
         if new_files or vanished or previous is None:
             vectors = self._embed(new_files)
@@ -167,7 +187,21 @@ class IndexWriter:
         with sqlite3.connect(f"file:{generation / CHUNKS_DB}?mode=ro", uri=True) as db:
             return dict(db.execute("SELECT path, sha256 FROM files"))
 
-    def _read(self, path: Path, known_sha: str | None, rechunk: bool) -> _NewFile | None:
+    def _chunks(self, pages: list[Page]) -> list[tuple[int | None, int, int, str]]:
+        size, overlap = self.settings.chunk_size, self.settings.chunk_overlap
+        chunks = [(page.number, c.start, c.end, c.text) for page in pages for c in chunk_text(page.text, size, overlap)]
+        if not chunks:
+            raise SkipFile("no text content")
+        return chunks
+
+    def _read_record(self, record: Record, known_sha: str | None) -> _NewFile | None:
+        data = f"{record.title}\0{record.text}".encode()
+        sha = hashlib.sha256(data).hexdigest()
+        if sha == known_sha:
+            return None
+        return _NewFile(record.id, sha, len(data), record.title, self._chunks([Page(record.text)]))
+
+    def _read(self, path: Path, known_sha: str | None) -> _NewFile | None:
         """Load and chunk `path`; None when its content is already indexed as is."""
         try:
             size = path.stat().st_size
@@ -180,17 +214,10 @@ class IndexWriter:
         except OSError as exc:
             raise SkipFile(f"unreadable ({exc.strerror or exc})") from exc
         sha = hashlib.sha256(data).hexdigest()
-        if sha == known_sha and not rechunk:
+        if sha == known_sha:
             return None
         loaded = load_file(path, data)
-        chunks = [
-            (page.number, c.start, c.end, c.text)
-            for page in loaded.pages
-            for c in chunk_text(page.text, self.settings.chunk_size, self.settings.chunk_overlap)
-        ]
-        if not chunks:
-            raise SkipFile("no text content")
-        return _NewFile(str(path), sha, len(data), loaded.title, chunks)
+        return _NewFile(str(path), sha, len(data), loaded.title, self._chunks(loaded.pages))
 
     def _embed(self, new_files: list[_NewFile]) -> np.ndarray:
         """Embed every new chunk (title + text), shortest first so batches carry little padding."""

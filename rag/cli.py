@@ -219,6 +219,59 @@ def chat(
     _chat(Pipeline(_settings(index_dir=index, candidates=candidates, top_n=top_n, reranker=reranker)))
 
 
+@app.command("eval")
+@_friendly
+def eval_command(
+    dataset: Annotated[Path, typer.Argument(help="Dataset file or folder")],
+    fmt: Annotated[str, typer.Option("--format", help="auto|jsonl|squad|autorag|clapnq|hotpotqa|msmarco")] = "auto",
+    limit: Annotated[int | None, typer.Option(help="Evaluate the first N questions")] = None,
+    retriever: Annotated[list[str] | None, typer.Option(help="Retriever arm(s), repeat or comma list")] = None,
+    reranker: Annotated[list[str] | None, typer.Option(help="Reranker arm(s); 'none' is always included")] = None,
+    candidates: Annotated[str, typer.Option(help="Candidate counts to rerank, e.g. 5,10,20,50")] = "5,10,20",
+    split: Annotated[str, typer.Option(help="msmarco only: all|eval|train")] = "all",
+    generate: Annotated[bool, typer.Option("--generate", help="Also generate and score answers")] = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Report folder [default: rag-eval/DATASET]")] = None,
+    embedder: Annotated[str | None, typer.Option(help="sentence-transformers id or path")] = None,
+) -> None:
+    """Measure retrieval (and answer) accuracy with and without rerank, across k and rerankers."""
+    from rag.eval.datasets import load_eval_set
+    from rag.eval.report import rich_table, write_reports
+    from rag.eval.runner import Evaluator, Experiment, parse_arms, parse_candidates
+    from rag.reranker import RerankerUnavailable, load_reranker
+
+    settings = _settings(embedder=embedder)
+    counts = parse_candidates(candidates)
+    data = load_eval_set(dataset, fmt, split, limit)
+    if not reranker:  # the configured reranker joins when it can be loaded; explicit ones must load
+        try:
+            load_reranker(settings.reranker, settings.rerank_batch_size, settings.rerank_max_length)
+            reranker = [settings.reranker]
+        except RerankerUnavailable as exc:
+            err.print(f"[yellow]warning:[/] {exc} — evaluating without it", highlight=False)
+            reranker = []
+    retrievers, rerankers = parse_arms(retriever or ["dense"], reranker)
+    experiment = Experiment(data, settings, retrievers, rerankers, counts, generate)
+    err.print(
+        f"{data.name} ({data.format}): {len(data.questions)} questions; arms: "
+        + ", ".join(f"{r}+{k}" for r in retrievers for k in rerankers)
+        + f"; candidates {counts}",
+        highlight=False,
+    )
+    columns = (TextColumn("{task.description:>22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bars:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(stage, total=total)
+            bars.update(tasks[stage], completed=done, total=total)
+
+        Evaluator(experiment, progress).run()
+    out.print(rich_table(experiment))
+    for path in write_reports(experiment, out_dir or Path("rag-eval") / data.name):
+        out.print(f"wrote {path}", highlight=False)
+
+
 def main() -> None:
     app()
 

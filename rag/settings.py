@@ -15,10 +15,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PACKAGED_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 
 
+def _xdg(variable: str, fallback: str) -> Path:
+    return Path(os.environ.get(variable) or Path.home() / fallback)
+
+
+def default_eval_cache_dir() -> Path:
+    """Evaluation indexes are rebuildable caches, so they live in the XDG cache folder."""
+    return _xdg("XDG_CACHE_HOME", ".cache") / "rag" / "eval"
+
+
 def default_index_dir() -> Path:
     """Per-user data folder (XDG), so `rag ask` finds what `rag ingest` wrote from any directory."""
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "rag" / "index"
+    return _xdg("XDG_DATA_HOME", ".local/share") / "rag" / "index"
 
 
 class Settings(BaseSettings):
@@ -26,7 +34,9 @@ class Settings(BaseSettings):
 
     index_dir: Path = Field(default_factory=default_index_dir)
 
-    @field_validator("index_dir")
+    eval_cache_dir: Path = Field(default_factory=default_eval_cache_dir)
+
+    @field_validator("index_dir", "eval_cache_dir")
     @classmethod
     def _expand_user(cls, value: Path) -> Path:
         return Path(value).expanduser()
@@ -54,5 +64,8 @@ class Settings(BaseSettings):
     llm_max_tokens: int = 256
     llm_context_tokens: int = 3000
     llm_temperature: float = 0.1
+    judge_base_url: str | None = None
+    judge_api_key: str | None = None
+    judge_model: str | None = None
     local_llm_threads: int = 2
     local_llm_ctx: int = 4096

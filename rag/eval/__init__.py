@@ -1,0 +1,1 @@
+"""`rag eval`: retrieval and answer accuracy with and without rerank, on real datasets."""
