@@ -32,8 +32,11 @@ from ingest.walk import walk
 from rag import __version__
 from rag.embedder import load_embedder
 from rag.errors import RagError
+from rag.lexical import tokenize
 from rag.settings import Settings
 from rag.store import (
+    BM25_DIR,
+    BM25_IDS,
     CHUNKS_DB,
     CURRENT,
     FORMAT_VERSION,
@@ -116,6 +119,27 @@ def _fsync(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
+def _embedded_texts(new_files: list[_NewFile]) -> list[str]:
+    """What represents a chunk for both retrievers: its document's title, then its text."""
+    return [f"{f.title}\n{text}" for f in new_files for _, _, _, text in f.chunks]
+
+
+def _write_bm25(db: sqlite3.Connection, folder: Path) -> None:
+    """Rebuild the BM25 index from the stored tokens of every chunk (only new chunks were tokenized).
+
+    bm25s saves numpy arrays and JSON, and we load them with allow_pickle=False.
+    """
+    import bm25s
+
+    rows = db.execute("SELECT id, tokens FROM chunks ORDER BY id").fetchall()
+    if not rows:
+        return
+    index = bm25s.BM25()
+    index.index([tokens.split() for _, tokens in rows], show_progress=False)
+    index.save(str(folder / BM25_DIR), show_progress=False)
+    np.save(folder / BM25_IDS, np.array([chunk_id for chunk_id, _ in rows], dtype=np.int64), allow_pickle=False)
+
+
 class IndexWriter:
     def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
         self.settings = settings
@@ -176,7 +200,8 @@ class IndexWriter:
         report.removed = sorted(vanished)
         if new_files or vanished or previous is None:
             vectors = self._embed(new_files)
-            self._commit(previous, manifest, new_files, replaced | vanished, vectors, report)
+            tokens = self._tokenize(new_files)
+            self._commit(previous, manifest, new_files, replaced | vanished, vectors, tokens, report)
         else:
             report.chunks_total = manifest["chunks"]
         return report
@@ -221,7 +246,7 @@ class IndexWriter:
 
     def _embed(self, new_files: list[_NewFile]) -> np.ndarray:
         """Embed every new chunk (title + text), shortest first so batches carry little padding."""
-        texts = [f"{f.title}\n{c[3]}" for f in new_files for c in f.chunks]
+        texts = _embedded_texts(new_files)
         embedder = load_embedder(self.settings.embedder, self.settings.embed_batch_size)
         out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -233,6 +258,16 @@ class IndexWriter:
             self.progress("embedding", min(begin + batch, len(texts)), len(texts))
         return out
 
+    def _tokenize(self, new_files: list[_NewFile]) -> list[str]:
+        """BM25 tokens of every new chunk (title + text, as embedded), stored space-joined."""
+        texts = _embedded_texts(new_files)
+        out = []
+        for n, text in enumerate(texts, 1):
+            out.append(" ".join(tokenize(text)))
+            if n % 64 == 0 or n == len(texts):
+                self.progress("tokenizing", n, len(texts))
+        return out
+
     def _commit(
         self,
         previous: Path | None,
@@ -240,6 +275,7 @@ class IndexWriter:
         new_files: list[_NewFile],
         drop_paths: set[str],
         vectors: np.ndarray,
+        tokens: list[str],
         report: IngestReport,
     ) -> None:
         import faiss
@@ -257,9 +293,10 @@ class IndexWriter:
                 with db:
                     db.executescript(SCHEMA)
                     old_ids = self._delete_files(db, drop_paths)
-                    new_ids = self._insert_files(db, new_files)
+                    new_ids = self._insert_files(db, new_files, tokens)
                     report.chunks_total = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
                     files_total = db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+                _write_bm25(db, tmp)
             finally:
                 db.close()
             if old_ids:
@@ -269,8 +306,9 @@ class IndexWriter:
             faiss.write_index(index, str(tmp / VECTORS))
             report.chunks_added, report.chunks_removed = len(new_ids), len(old_ids)
             self._write_manifest(tmp, manifest, report.chunks_total, files_total, index.d)
-            for name in (CHUNKS_DB, VECTORS, MANIFEST):
-                _fsync(tmp / name)
+            for path in tmp.rglob("*"):
+                if path.is_file():
+                    _fsync(path)
             self._switch(tmp, previous)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -286,9 +324,10 @@ class IndexWriter:
         return ids
 
     @staticmethod
-    def _insert_files(db: sqlite3.Connection, new_files: list[_NewFile]) -> list[int]:
+    def _insert_files(db: sqlite3.Connection, new_files: list[_NewFile], tokens: list[str]) -> list[int]:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         ids: list[int] = []
+        token_rows = iter(tokens)
         for f in new_files:
             db.execute(
                 "INSERT INTO files (path, sha256, size, title, chunks, ingested_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -296,8 +335,8 @@ class IndexWriter:
             )
             for page, start, end, text in f.chunks:
                 cursor = db.execute(
-                    "INSERT INTO chunks (path, title, page, start, end, text) VALUES (?, ?, ?, ?, ?, ?)",
-                    (f.path, f.title, page, start, end, text),
+                    "INSERT INTO chunks (path, title, page, start, end, text, tokens) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (f.path, f.title, page, start, end, text, next(token_rows)),
                 )
                 ids.append(int(cursor.lastrowid))
         return ids

@@ -23,6 +23,7 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env RAG_INDEX_DIR]")]
+RetrieverOpt = Annotated[str | None, typer.Option("--retriever", help="hybrid, dense or bm25 [env RAG_RETRIEVER]")]
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -192,12 +193,13 @@ def ask(
     candidates: Annotated[int | None, typer.Option("--candidates", "-k", help="Passages retrieved for rerank")] = None,
     top_n: Annotated[int | None, typer.Option("--top-n", "-n", help="Passages given to the LLM")] = None,
     reranker: Annotated[str | None, typer.Option(help="Preset, hub id, local path, or none")] = None,
+    retriever: RetrieverOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
     """Retrieve, rerank and answer one question with numbered sources."""
     from rag.pipeline import Pipeline
 
-    settings = _settings(index_dir=index, candidates=candidates, top_n=top_n, reranker=reranker)
+    settings = _settings(index_dir=index, candidates=candidates, top_n=top_n, reranker=reranker, retriever=retriever)
     pipeline = Pipeline(settings)
     if question is None:
         _chat(pipeline)
@@ -212,11 +214,13 @@ def chat(
     candidates: Annotated[int | None, typer.Option("--candidates", "-k")] = None,
     top_n: Annotated[int | None, typer.Option("--top-n", "-n")] = None,
     reranker: Annotated[str | None, typer.Option()] = None,
+    retriever: RetrieverOpt = None,
 ) -> None:
     """Interactive questions, with the models kept loaded between them."""
     from rag.pipeline import Pipeline
 
-    _chat(Pipeline(_settings(index_dir=index, candidates=candidates, top_n=top_n, reranker=reranker)))
+    settings = _settings(index_dir=index, candidates=candidates, top_n=top_n, reranker=reranker, retriever=retriever)
+    _chat(Pipeline(settings))
 
 
 @app.command("eval")
@@ -249,7 +253,7 @@ def eval_command(
         except RerankerUnavailable as exc:
             err.print(f"[yellow]warning:[/] {exc} — evaluating without it", highlight=False)
             reranker = []
-    retrievers, rerankers = parse_arms(retriever or ["dense"], reranker)
+    retrievers, rerankers = parse_arms(retriever or [settings.retriever], reranker)
     experiment = Experiment(data, settings, retrievers, rerankers, counts, generate)
     err.print(
         f"{data.name} ({data.format}): {len(data.questions)} questions; arms: "

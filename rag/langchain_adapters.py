@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun, Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
@@ -17,7 +18,7 @@ from pydantic import ConfigDict
 
 from rag.hits import Hit
 from rag.reranker import Reranker, sigmoid
-from rag.retrieval import DenseRetriever
+from rag.retrieval import open_retriever
 
 
 def hit_to_document(hit: Hit) -> Document:
@@ -38,15 +39,15 @@ def hit_to_document(hit: Hit) -> Document:
 
 
 class RagRetriever(BaseRetriever):
-    """Dense FAISS retrieval over a `rag` index: `RagRetriever.from_index(path, k=20)`."""
+    """Retrieval over a `rag` index: `RagRetriever.from_index(path, k=20, retriever="hybrid")`."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
-    retriever: DenseRetriever
+    retriever: Any
     k: int = 20
 
     @classmethod
-    def from_index(cls, index_dir: str | Path, k: int = 20) -> RagRetriever:
-        return cls(retriever=DenseRetriever.open(Path(index_dir).expanduser()), k=k)
+    def from_index(cls, index_dir: str | Path, k: int = 20, retriever: str = "hybrid") -> RagRetriever:
+        return cls(retriever=open_retriever(retriever, Path(index_dir).expanduser()), k=k)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [hit_to_document(hit) for hit in self.retriever.retrieve(query, self.k)]

@@ -11,7 +11,7 @@ from rag.hits import Hit
 from rag.llm import LLM, LLMError, open_llm
 from rag.prompt import build_messages, fit_context
 from rag.reranker import Reranker, RerankerUnavailable, load_reranker
-from rag.retrieval import DenseRetriever
+from rag.retrieval import open_retriever
 from rag.settings import Settings
 
 
@@ -34,7 +34,7 @@ class Pipeline:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         explicit = settings.embedder if "embedder" in settings.model_fields_set else None
-        self.retriever = DenseRetriever.open(settings.index_dir, explicit)
+        self.retriever = open_retriever(settings.retriever, settings.index_dir, explicit)
         self.reranker_warning: str | None = None
         self.reranker: Reranker | None = None
         try:
@@ -74,7 +74,8 @@ class Pipeline:
                 f"(RAG_LLM_CONTEXT_TOKENS={self.settings.llm_context_tokens})"
             )
         answer.models = {
-            "embedder": self.retriever.embedder.model_id,
+            "retriever": self.retriever.name,
+            "embedder": self.retriever.embedder.model_id if hasattr(self.retriever, "embedder") else None,
             "reranker": self.reranker.model_id if self.reranker else None,
         }
         if not answer.sources:

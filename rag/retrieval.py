@@ -1,4 +1,8 @@
-"""Dense retrieval: embed the query, search FAISS, return hits with their chunks."""
+"""First-stage retrieval over one index: dense (FAISS), lexical (BM25) and their fusion.
+
+Every retriever returns `Hit`s best first; `open_retriever(name, …)` builds one by name, so the
+CLI, `rag eval` arms and the LangChain adapter share one registry.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from pathlib import Path
 from rag.embedder import Embedder, load_embedder
 from rag.errors import RagError
 from rag.hits import Hit
+from rag.lexical import tokenize
 from rag.store import IndexReader
 
 
@@ -19,7 +24,32 @@ def _check_embedder(index: IndexReader, embedder_id: str) -> None:
         )
 
 
+def open_index(index_dir: Path) -> IndexReader:
+    index = IndexReader(index_dir)
+    if len(index) == 0:
+        raise RagError(f"index {index_dir} is empty: run `rag ingest FOLDER --index {index_dir}`")
+    return index
+
+
+def _hits(index: IndexReader, found: list[tuple[int, float]]) -> list[Hit]:
+    chunks = index.chunks([chunk_id for chunk_id, _ in found])
+    return [
+        Hit(chunk=chunks[chunk_id], retrieval_score=score, retrieval_rank=rank)
+        for rank, (chunk_id, score) in enumerate(found, 1)
+        if chunk_id in chunks
+    ]
+
+
+def _check_query(query: str) -> None:
+    if not query.strip():
+        raise RagError("empty question")
+
+
 class DenseRetriever:
+    """Cosine similarity of normalised sentence-transformers embeddings, exact FAISS search."""
+
+    name = "dense"
+
     def __init__(self, index: IndexReader, embedder: Embedder) -> None:
         _check_embedder(index, embedder.model_id)
         self.index = index
@@ -28,19 +58,109 @@ class DenseRetriever:
     @classmethod
     def open(cls, index_dir: Path, embedder_id: str | None = None) -> DenseRetriever:
         """Open the index; with no embedder given, use the one the index was built with."""
-        index = IndexReader(index_dir)
-        if len(index) == 0:
-            raise RagError(f"index {index_dir} is empty: run `rag ingest FOLDER --index {index_dir}`")
+        index = open_index(index_dir)
         _check_embedder(index, embedder_id or index.embedder_id)  # before loading a model we would refuse
         return cls(index, load_embedder(embedder_id or index.embedder_id))
 
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        return self.index.search(self.embedder.embed([query])[0], k)
+
     def retrieve(self, query: str, k: int) -> list[Hit]:
-        if not query.strip():
-            raise RagError("empty question")
-        found = self.index.search(self.embedder.embed([query])[0], k)
-        chunks = self.index.chunks([chunk_id for chunk_id, _ in found])
-        return [
-            Hit(chunk=chunks[chunk_id], retrieval_score=score, retrieval_rank=rank)
-            for rank, (chunk_id, score) in enumerate(found, 1)
-            if chunk_id in chunks
-        ]
+        _check_query(query)
+        return _hits(self.index, self.search(query, k))
+
+
+class BM25Retriever:
+    """BM25 over Kiwi morphemes (Korean) and stemmed words (English); see rag.lexical."""
+
+    name = "bm25"
+
+    def __init__(self, index: IndexReader) -> None:
+        self.index = index
+
+    @classmethod
+    def open(cls, index_dir: Path) -> BM25Retriever:
+        return cls(open_index(index_dir))
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        return self.index.lexical_search(tokenize(query), k)
+
+    def retrieve(self, query: str, k: int) -> list[Hit]:
+        _check_query(query)
+        return _hits(self.index, self.search(query, k))
+
+
+FUSION_DEPTH = 50  # candidates taken from each half before fusing
+CONFIDENCE_AT = 10  # the rank whose score the top score is compared with
+
+
+def confidence(scores: list[float], at: int = CONFIDENCE_AT) -> float:
+    """How peaked a ranked list is: (s1 - s_at) / s1, in [0, 1].
+
+    A retriever that recognises the answer puts it well above the rest; one that cannot read the
+    query (MiniLM on Korean, BM25 on a paraphrase) returns a flat list. The ratio is scale-free, so
+    it compares cosine similarities with BM25 scores.
+    """
+    if len(scores) < 2 or scores[0] <= 0:
+        return 0.0
+    return max(0.0, (scores[0] - scores[min(at, len(scores)) - 1]) / scores[0])
+
+
+def _min_max(found: list[tuple[int, float]]) -> dict[int, float]:
+    if not found:
+        return {}
+    low, high = min(s for _, s in found), max(s for _, s in found)
+    return {i: (s - low) / (high - low) if high > low else 1.0 for i, s in found}
+
+
+def fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Convex combination of min-max normalised scores, weighted per query by each list's confidence.
+
+    Measured on held-out questions (KorQuAD 300-1299, HotpotQA 300-499, ClapNQ 150-599; README):
+    never more than 0.01 below the better half at hit@1 and mrr@10, often above both, where
+    equal-weight reciprocal rank fusion lost 0.78 hit@1 on Korean to a useless dense half.
+    """
+    a = confidence([s for _, s in dense])
+    b = confidence([s for _, s in lexical])
+    weight = a / (a + b) if a + b > 0 else 0.5
+    fused: dict[int, float] = {}
+    for chunk_id, score in _min_max(dense).items():
+        fused[chunk_id] = weight * score
+    for chunk_id, score in _min_max(lexical).items():
+        fused[chunk_id] = fused.get(chunk_id, 0.0) + (1 - weight) * score
+    return sorted(fused.items(), key=lambda item: -item[1])
+
+
+class HybridRetriever:
+    """Dense and BM25 fused by `fuse`: never much worse than the better half, often better."""
+
+    name = "hybrid"
+
+    def __init__(self, dense: DenseRetriever, lexical: BM25Retriever) -> None:
+        self.dense, self.lexical = dense, lexical
+        self.index, self.embedder = dense.index, dense.embedder
+
+    @classmethod
+    def open(cls, index_dir: Path, embedder_id: str | None = None) -> HybridRetriever:
+        dense = DenseRetriever.open(index_dir, embedder_id)
+        return cls(dense, BM25Retriever(dense.index))
+
+    def retrieve(self, query: str, k: int) -> list[Hit]:
+        _check_query(query)
+        depth = max(k, FUSION_DEPTH)
+        fused = fuse(self.dense.search(query, depth), self.lexical.search(query, depth))
+        return _hits(self.index, fused[:k])
+
+
+RETRIEVERS = ("hybrid", "dense", "bm25")
+
+
+def open_retriever(name: str, index_dir: Path, embedder_id: str | None = None):
+    """A retriever by name; BM25 alone loads no embedding model."""
+    if name == "dense":
+        return DenseRetriever.open(index_dir, embedder_id)
+    if name == "bm25":
+        return BM25Retriever.open(index_dir)
+    if name == "hybrid":
+        return HybridRetriever.open(index_dir, embedder_id)
+    raise RagError(f"unknown retriever '{name}': choose from {', '.join(RETRIEVERS)}")

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     max_file_mb: float = 50.0
 
     # query
+    retriever: str = "hybrid"
     candidates: int = 20
     top_n: int = 4
     reranker: str = "bge-reranker-v2-m3"

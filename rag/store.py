@@ -7,6 +7,7 @@ Layout of an index folder (written only by `ingest.writer`):
         manifest.json     embedder id, dimension, chunker settings, versions, counts
         chunks.sqlite     files (path, sha256, …) and chunks (text, source, page, offsets)
         vectors.faiss     IndexIDMap2(IndexFlatIP); ids are chunk ids; vectors are normalised
+        bm25/, bm25_ids.npy   bm25s index over the chunks' Kiwi/stemmed tokens, and its row -> chunk id map
     .lock             held by a running ingest (flock)
 
 A reader follows CURRENT, so an ingest that crashes or is interrupted before switching CURRENT
@@ -24,12 +25,14 @@ import numpy as np
 
 from rag.errors import RagError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 CHUNKS_DB = "chunks.sqlite"
 VECTORS = "vectors.faiss"
 LOCK = ".lock"
+BM25_DIR = "bm25"
+BM25_IDS = "bm25_ids.npy"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -47,7 +50,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     page INTEGER,
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    tokens TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS chunks_by_path ON chunks(path);
 """
@@ -77,6 +81,16 @@ def read_manifest(generation: Path) -> dict:
     return json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
 
 
+def _load_bm25(generation: Path):
+    """The bm25s index and its row -> chunk id map; None for an index with no chunks."""
+    if not (generation / BM25_IDS).is_file():
+        return None
+    import bm25s
+
+    index = bm25s.BM25.load(str(generation / BM25_DIR), allow_pickle=False, show_progress=False)
+    return index, np.load(generation / BM25_IDS, allow_pickle=False)
+
+
 class IndexReader:
     """Read-only view of one generation: vector search and chunk lookup."""
 
@@ -93,7 +107,9 @@ class IndexReader:
                 f"index at {index_dir} has format {self.manifest.get('format_version')}, "
                 f"this rag reads {FORMAT_VERSION}: re-ingest into a new --index folder"
             )
+        self.generation = generation
         self.vectors = faiss.read_index(str(generation / VECTORS))
+        self._bm25 = None
         self.db = sqlite3.connect(f"file:{generation / CHUNKS_DB}?mode=ro", uri=True, check_same_thread=False)
 
     @property
@@ -109,6 +125,19 @@ class IndexReader:
             return []
         scores, ids = self.vectors.search(query_vector.reshape(1, -1).astype(np.float32), min(k, len(self)))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def lexical_search(self, tokens: list[str], k: int) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) of the k best chunks with a positive score, best first."""
+        if self._bm25 is None:
+            self._bm25 = _load_bm25(self.generation)
+        if self._bm25 is None or not tokens or k <= 0:
+            return []
+        index, ids = self._bm25
+        scores = index.get_scores(tokens)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(ids[i]), float(scores[i])) for i in top if scores[i] > 0]
 
     def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
         if not ids:

@@ -152,11 +152,12 @@ def test_bad_inputs_are_one_line_errors(tmp_path, jsonl_set):
         parse_candidates("5,ten")
     with pytest.raises(RagError, match="unknown retriever 'sparse'"):
         parse_arms(["sparse"], [])
+    assert parse_arms(["dense,bm25", "hybrid"], [])[0] == ["dense", "bm25", "hybrid"]
 
 
 def test_arms_always_include_the_no_rerank_baseline():
     assert parse_arms(["dense"], ["a,b", "a", "none"]) == (["dense"], ["none", "a", "b"])
-    assert parse_arms([], []) == (["dense"], ["none"])
+    assert parse_arms([], []) == (["hybrid"], ["none"])
 
 
 def test_eval_writes_reports_with_rerank_deltas(tmp_path, cross_encoder_dir, monkeypatch):
@@ -179,13 +180,13 @@ def test_eval_writes_reports_with_rerank_deltas(tmp_path, cross_encoder_dir, mon
     # the first document is the first chunk's, whatever the depth; hit@3 may differ (docs, not chunks)
     assert runs[("none", 10)]["metrics"]["hit@1"] == runs[("none", 3)]["metrics"]["hit@1"]
     markdown = (out / "report.md").read_text(encoding="utf-8")
-    assert "| dense | none | 10 |" in markdown
+    assert "| hybrid | none | 10 |" in markdown
     assert re.search(
-        rf"\| dense \| {re.escape(str(cross_encoder_dir))} \| 10 \| \d\.\d{{3}} \([+-]\d\.\d{{3}}\)", markdown
+        rf"\| hybrid \| {re.escape(str(cross_encoder_dir))} \| 10 \| \d\.\d{{3}} \([+-]\d\.\d{{3}}\)", markdown
     )
     assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     second = runner.invoke(app, ["eval", str(CORPUS), "--reranker", "none", "--candidates", "5", "--out", str(out)])
-    assert second.exit_code == 0 and "dense" in second.output
+    assert second.exit_code == 0 and "hybrid" in second.output
 
 
 def test_eval_generate_scores_answers_with_the_local_llm(tmp_path, jsonl_set, monkeypatch):

@@ -222,10 +222,16 @@ def test_missing_path_is_a_clear_error(index_dir, tmp_path):
         ingest(index_dir, tmp_path / "typo")
 
 
-def test_index_files_are_sqlite_faiss_and_json(folder, index_dir):
+def test_index_files_are_sqlite_faiss_json_and_plain_numpy(folder, index_dir):
+    import numpy as np
+
     ingest(index_dir, folder)
     generation = live_generation(index_dir)
-    assert sorted(os.listdir(generation)) == ["chunks.sqlite", "manifest.json", "vectors.faiss"]
+    files = sorted(str(p.relative_to(generation)) for p in generation.rglob("*") if p.is_file())
+    assert {"chunks.sqlite", "manifest.json", "vectors.faiss", "bm25_ids.npy"} <= set(files)
+    assert {Path(f).suffix for f in files} == {".sqlite", ".json", ".faiss", ".npy"}
+    for npy in generation.rglob("*.npy"):
+        np.load(npy, allow_pickle=False)  # raises if any array needed unpickling
     with sqlite3.connect(generation / CHUNKS_DB) as db:
         row = db.execute("SELECT title, text FROM chunks WHERE path LIKE '%hours.md'").fetchone()
     assert row == ("Hours", DOCS["hours.md"])
@@ -241,3 +247,17 @@ def test_chunk_metadata_keeps_source_title_and_offsets(folder, index_dir):
     assert chunk.title == "Hours" and chunk.page is None
     assert source_text[chunk.start : chunk.end] == chunk.text
     assert reader.manifest["chunker"]["size"] == 700 and reader.manifest["dimension"] == 384
+
+
+def test_records_ingest_incrementally_and_prune_what_is_gone(index_dir):
+    from ingest.writer import Record
+
+    records = [Record("a", "Late fees are 100 won per day.", "Fees"), Record("b", "Parking is free.", "Parking")]
+    first = IndexWriter(make_settings(index_dir)).ingest_records(records)
+    assert first.chunks_added == 2 and set(indexed(index_dir)) == {"a", "b"}
+    again = IndexWriter(make_settings(index_dir)).ingest_records(records)
+    assert again.unchanged == 2 and again.chunks_added == 0
+    changed = [Record("a", "Printing costs 50 won per page.", "Fees"), Record("c", "Open at 9.", "Hours")]
+    third = IndexWriter(make_settings(index_dir)).ingest_records(changed)
+    assert sorted(third.ingested) == ["a", "c"] and third.removed == ["b"]
+    assert set(indexed(index_dir)) == {"a", "c"}

@@ -147,6 +147,7 @@ def plot(x: Experiment, path: Path) -> None:
                 axis.plot(xs, ys, marker="o", label=f"{retriever} + {reranker}")
         axis.set_xscale("log")
         axis.set_xticks(x.candidates, [str(c) for c in x.candidates])
+        axis.minorticks_off()
         axis.set_xlabel("candidates reranked")
         axis.set_title(f"{metric}@{k}")
         axis.set_ylim(0, 1.02)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,12 +21,9 @@ from rag.hits import Hit
 from rag.llm import LLM, Endpoint, LLMError, open_llm
 from rag.prompt import build_messages, fit_context
 from rag.reranker import NO_RERANK, Reranker, load_reranker
-from rag.retrieval import DenseRetriever
+from rag.retrieval import RETRIEVERS, open_retriever
 from rag.settings import Settings
-
-RETRIEVERS: dict[str, Callable[[Path], DenseRetriever]] = {
-    "dense": lambda index_dir: DenseRetriever.open(index_dir),
-}
+from rag.store import FORMAT_VERSION
 
 
 @dataclass
@@ -60,7 +56,7 @@ def parse_arms(retrievers: list[str], rerankers: list[str]) -> tuple[list[str], 
             raise RagError(f"unknown retriever '{name}': choose from {', '.join(RETRIEVERS)}")
     flat_rerankers = [r.strip() for arg in rerankers for r in arg.split(",") if r.strip()]
     named = [r for r in dict.fromkeys(flat_rerankers) if r.lower() not in NO_RERANK]
-    return flat_retrievers or ["dense"], ["none", *named]
+    return flat_retrievers or ["hybrid"], ["none", *named]
 
 
 def parse_candidates(text: str) -> list[int]:
@@ -75,7 +71,7 @@ def parse_candidates(text: str) -> list[int]:
 
 def prepare_index(dataset: EvalSet, settings: Settings, progress: Progress | None = None) -> Path:
     """Ingest the corpus through the normal ingest path into a cache keyed by corpus and settings."""
-    key = f"{dataset.format}-{dataset.corpus_key()}-{settings.chunk_size}-{settings.chunk_overlap}"
+    key = f"v{FORMAT_VERSION}-{dataset.format}-{dataset.corpus_key()}-{settings.chunk_size}-{settings.chunk_overlap}"
     embedder = settings.embedder.replace("/", "_")
     index_dir = settings.eval_cache_dir / f"{key}-{embedder}"
     writer = IndexWriter(settings.model_copy(update={"index_dir": index_dir}), progress)
@@ -108,7 +104,7 @@ class Evaluator:
         self.x.ingest_seconds = time.perf_counter() - started
         rerankers = {name: self._load_reranker(name) for name in self.x.rerankers}
         for retriever_name in self.x.retrievers:
-            retriever = RETRIEVERS[retriever_name](index_dir)
+            retriever = open_retriever(retriever_name, index_dir)
             candidates, retrieve_ms = self._retrieve(retriever, retriever_name)
             for reranker_name, reranker in rerankers.items():
                 self._evaluate_arm(retriever_name, reranker_name, reranker, candidates, retrieve_ms)

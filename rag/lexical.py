@@ -1,0 +1,65 @@
+"""Tokens for BM25, by script: Korean morphemes from Kiwi, English stems, numbers as they are.
+
+Korean is agglutinative: 뉴진스는, 뉴진스의 and 뉴진스가 are one word with different particles, so
+whitespace tokens never match. Kiwi splits them into morphemes; we keep content morphemes (nouns,
+verb and adjective stems, roots, adverbs, numbers, foreign words) and drop particles, endings and
+suffixes by their tags. Latin words (alone or inside Korean text) are lower-cased, stop-worded
+and Snowball-stemmed. Used identically for documents (at ingest) and queries.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+_WORD = re.compile(r"\w+")
+_KEEP = {"NNG", "NNP", "NR", "XR", "VV", "VA", "VV-R", "VV-I", "VA-R", "VA-I", "MAG", "SL", "SH", "SN", "W_HASHTAG"}
+
+# English stop words (bm25s' list, extended with question words that carry no topic)
+_STOP_WORDS = (
+    "a an and are as at be but by for if in into is it no not of on or such that the their then "
+    "there these they this to was will with what which who whom whose when where why how does did "
+    "do i me my we our you your he him his she her its am been being have has had were can could "
+    "would should"
+)
+_STOP = frozenset(_STOP_WORDS.split())
+
+
+@lru_cache(maxsize=1)
+def _kiwi():
+    from kiwipiepy import Kiwi
+
+    return Kiwi()
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def _latin(words: list[str]) -> list[str]:
+    kept = [w.lower() for w in words]
+    kept = [w for w in kept if w not in _STOP]
+    return _stemmer().stemWords(kept)
+
+
+def tokenize(text: str) -> list[str]:
+    """BM25 tokens of one text."""
+    if not _HANGUL.search(text):
+        return _latin(_WORD.findall(text))
+    tokens: list[str] = []
+    for token in _kiwi().tokenize(text):
+        if token.tag not in _KEEP:
+            continue
+        if token.tag == "SL":
+            tokens += _latin(_WORD.findall(token.form))
+        else:
+            tokens.append(token.form.lower())
+    return tokens
+
+
+def tokenize_many(texts: list[str]) -> list[list[str]]:
+    return [tokenize(text) for text in texts]
