@@ -82,3 +82,20 @@ def test_unavailable_reranker_warns_and_answers_without_rerank(index, monkeypatc
     assert "fine [1]" in result.output and "hours.md" in result.output.replace("\n", "").replace("│", "").replace(
         " ", ""
     )
+
+
+@pytest.mark.parametrize(
+    ("retriever", "embedder"), [("bm25", None), ("dense", "sentence-transformers/all-MiniLM-L6-v2")]
+)
+def test_retriever_choice_is_reported(index, monkeypatch, retriever, embedder):
+    server = FaultServer()
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    try:
+        args = ["ask", "성인은 몇 권까지 빌릴 수 있나요?", "--index", str(index), "--json", "--reranker", "none"]
+        result = runner.invoke(app, [*args, "--retriever", retriever])
+    finally:
+        server.close()
+    payload = json.loads(result.stdout)
+    assert payload["models"]["retriever"] == retriever and payload["models"]["embedder"] == embedder
+    if retriever == "bm25":
+        assert [Path(s["source"]).name for s in payload["sources"]] == ["대출.txt"]  # only lexical matches
