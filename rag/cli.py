@@ -55,6 +55,20 @@ def _display_path(path: str) -> str:
     return path[len(cwd) :] if path.startswith(cwd) else path
 
 
+def _progress_bars():
+    """A rich progress display and the `progress(stage, done, total)` callback that feeds it."""
+    columns = (TextColumn("{task.description:>22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    bars = Progress(*columns, console=err, transient=True)
+    tasks: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(stage, total=total)
+        bars.update(tasks[stage], completed=done, total=total)
+
+    return bars, progress
+
+
 @app.command()
 @_friendly
 def ingest(
@@ -68,15 +82,8 @@ def ingest(
     from ingest.writer import IndexWriter
 
     settings = _settings(index_dir=index, embedder=embedder, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
-    columns = (TextColumn("{task.description:>9}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bars:
-        tasks: dict[str, Any] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bars.add_task(stage, total=total)
-            bars.update(tasks[stage], completed=done, total=total)
-
+    bars, progress = _progress_bars()
+    with bars:
         report = IndexWriter(settings, progress).ingest(paths)
 
     out.print(f"[bold]Index[/] {report.index_dir}")
@@ -261,19 +268,69 @@ def eval_command(
         + f"; candidates {counts}",
         highlight=False,
     )
-    columns = (TextColumn("{task.description:>22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bars:
-        tasks: dict[str, Any] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bars.add_task(stage, total=total)
-            bars.update(tasks[stage], completed=done, total=total)
-
+    bars, progress = _progress_bars()
+    with bars:
         Evaluator(experiment, progress).run()
     out.print(rich_table(experiment))
     for path in write_reports(experiment, out_dir or Path("rag-eval") / data.name):
         out.print(f"wrote {path}", highlight=False)
+
+
+reranker_app = typer.Typer(help="Train and inspect cross-encoder rerankers.", no_args_is_help=True)
+app.add_typer(reranker_app, name="reranker")
+
+
+@reranker_app.command("train")
+@_friendly
+def reranker_train(
+    data: Annotated[list[Path], typer.Argument(help="jsonl of {query, positives, negatives?} or MS MARCO json")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (model/ is the CrossEncoder)")],
+    base: Annotated[str, typer.Option(help="Base model: hub id or path")] = "sentence-transformers/all-MiniLM-L6-v2",
+    max_steps: Annotated[int, typer.Option(help="Training steps")] = 1500,
+    val_size: Annotated[int, typer.Option(help="Held-out queries for early stopping")] = 200,
+    negatives: Annotated[int, typer.Option(help="Hard negatives mined per query")] = 15,
+    batch_queries: Annotated[int, typer.Option(help="Queries per step")] = 2,
+    group: Annotated[int, typer.Option(help="Passages per query per step (1 positive + negatives)")] = 8,
+    lr: Annotated[float, typer.Option(help="Peak learning rate")] = 5e-5,
+    max_length: Annotated[int, typer.Option(help="Token limit of one pair")] = 256,
+    eval_every: Annotated[int, typer.Option(help="Steps between validations")] = 100,
+    patience: Annotated[int, typer.Option(help="Validations without improvement before stopping")] = 4,
+    syllables: Annotated[int, typer.Option(help="Frequent Hangul syllables to add (0: none)")] = 3000,
+    seed: Annotated[int, typer.Option(help="Seed for sampling and the validation split")] = 13,
+) -> None:
+    """Fine-tune a cross-encoder on your Q&A pairs, with hard negatives mined by our retrieval."""
+    from rag.training.card import write_card
+    from rag.training.data import mine_negatives, read_examples, split_validation
+    from rag.training.train import TrainConfig, train
+
+    settings = _settings()
+    examples = [e for path in data for e in read_examples(path)]
+    if len(examples) <= val_size:
+        raise RagError(f"{len(examples)} training queries: need more than --val-size {val_size}")
+    cfg = TrainConfig(
+        base=base, out_dir=out_dir, max_steps=max_steps, batch_queries=batch_queries, group=group, lr=lr,
+        max_length=max_length, eval_every=eval_every, patience=patience, seed=seed, syllables=syllables,
+    )  # fmt: skip
+    bars, progress = _progress_bars()
+    with bars:
+        mine_negatives(examples, settings, per_query=negatives, progress=progress)
+        training, validation = split_validation(examples, val_size, seed)
+        state = train(training, validation, cfg, progress)
+    model_dir = out_dir / "model"
+    info = {
+        "syllables": syllables,
+        "data": [str(p) for p in data],
+        "train": len(training),
+        "val": len(validation),
+        "negatives": negatives,
+        "command": "rag reranker train " + " ".join(sys.argv[3:]),
+    }
+    write_card(model_dir, state, info)
+    out.print(
+        f"validation MRR@10 {state['history'][0]['val_mrr@10']:.3f} -> {state['best_mrr']:.3f} "
+        f"(step {state['best_step']} of {state['step']}); model in {model_dir}",
+        highlight=False,
+    )
 
 
 def main() -> None:

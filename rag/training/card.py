@@ -1,0 +1,68 @@
+"""The model card written next to a trained reranker: data, command, metrics, licence caveats."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+TEMPLATE = """---
+library_name: sentence-transformers
+pipeline_tag: text-ranking
+tags: [cross-encoder, reranker, korean, english]
+---
+# {name}
+
+A cross-encoder reranker trained by `rag reranker train` (this project). It scores a (query,
+passage) pair; higher means more relevant. Load it with
+`sentence_transformers.CrossEncoder("{folder}")` or use it as `--reranker {folder}`.
+
+## Base and vocabulary
+- Base: `{base}`, as a 1-logit cross-encoder.
+- {syllables} Hangul syllables added as whole tokens (matched before normalisation), each
+  initialised with the mean embedding of the jamo pieces it used to split into; the original word
+  embeddings were frozen.
+
+## Data
+- Training files: {data}
+- {train} training queries, {val} held-out validation queries (seed {seed}), up to {negatives}
+  hard negatives per query mined with this project's BM25 and dense retrieval (positives excluded).
+
+## Training
+- Command: `{command}`
+- Listwise softmax cross-entropy over 1 positive + {group_minus} negatives, {batch} queries per step,
+  lr {lr} with {warmup:.0%} warm-up, max_length {max_length}.
+- Stopped at step {step} (best validation MRR@10 {best:.4f} at step {best_step}; before training
+  {start:.4f}); {minutes:.0f} minutes on the CPU.
+
+## Licence caveats
+MS MARCO is licensed for non-commercial research only; a model trained on it inherits that
+restriction. The base model's licence (all-MiniLM-L6-v2: Apache-2.0) applies too.
+"""
+
+
+def write_card(folder: Path, state: dict, info: dict) -> None:
+    cfg = state["config"]
+    text = TEMPLATE.format(
+        name=folder.name,
+        folder=folder,
+        base=cfg["base"],
+        syllables=info["syllables"],
+        data=", ".join(f"`{d}`" for d in info["data"]),
+        train=info["train"],
+        val=info["val"],
+        seed=cfg["seed"],
+        negatives=info["negatives"],
+        command=info["command"],
+        group_minus=cfg["group"] - 1,
+        batch=cfg["batch_queries"],
+        lr=cfg["lr"],
+        warmup=cfg["warmup"],
+        max_length=cfg["max_length"],
+        step=state["step"],
+        best=state["best_mrr"],
+        best_step=state["best_step"],
+        start=state["history"][0]["val_mrr@10"],
+        minutes=state["seconds"] / 60,
+    )
+    (folder / "README.md").write_text(text, encoding="utf-8")
+    (folder / "training.json").write_text(json.dumps(state, indent=2), encoding="utf-8")

@@ -1,0 +1,99 @@
+"""Training pairs for the reranker, and hard negatives mined with our own retrieval.
+
+Input jsonl rows: {"query": str, "positives": [str, ...], "negatives"?: [str, ...]}.
+MS MARCO files ({id, query, positive: [...]}) are read directly; only rows with `id % 7 != 0` (the
+training split) are ever used, the others being the evaluation split.
+Negatives: every passage of the training file forms a corpus, ingested through the normal ingest
+path; each query's top BM25 and dense results that are not its positives are its hard negatives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.writer import IndexWriter, Progress, Record
+from rag.errors import RagError
+from rag.retrieval import BM25Retriever, DenseRetriever
+from rag.settings import Settings
+
+
+@dataclass
+class Example:
+    query: str
+    positives: list[str]
+    negatives: list[str] = field(default_factory=list)
+
+
+def _passage_id(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def read_examples(path: Path) -> list[Example]:
+    """Our jsonl format, or an MS MARCO JSON file (training split only)."""
+    if not path.is_file():
+        raise RagError(f"{path}: no such training file")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        rows = json.loads(text)
+        if not (isinstance(rows, list) and rows and {"id", "query", "positive"} <= set(rows[0])):
+            raise RagError(f"{path}: expected an MS MARCO list of {{id, query, positive}}")
+        return [Example(r["query"], list(r["positive"])) for r in rows if int(r["id"]) % 7 != 0]
+    examples = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            examples.append(Example(row["query"], list(row["positives"]), list(row.get("negatives", []))))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise RagError(f"{path}:{number}: expected {{query, positives, negatives?}} ({exc})") from None
+    return examples
+
+
+def mine_negatives(
+    examples: list[Example],
+    settings: Settings,
+    per_query: int = 15,
+    depth: int = 30,
+    progress: Progress | None = None,
+) -> None:
+    """Fill each example's negatives (up to `per_query`) from BM25 and dense top-`depth` results."""
+    passages = {_passage_id(p): p for e in examples for p in e.positives + e.negatives}
+    records = [Record(pid, text) for pid, text in passages.items()]
+    key = hashlib.sha256("".join(sorted(passages)).encode()).hexdigest()[:16]
+    index_dir = settings.eval_cache_dir / f"train-{key}-{settings.embedder.replace('/', '_')}"
+    IndexWriter(settings.model_copy(update={"index_dir": index_dir}), progress).ingest_records(records)
+    dense = DenseRetriever.open(index_dir)
+    lexical = BM25Retriever(dense.index)
+    for n, example in enumerate(examples, 1):
+        positives = {_passage_id(p) for p in example.positives}
+        seen = set(positives) | {_passage_id(p) for p in example.negatives}
+        ranked: list[str] = []
+        # interleave the two lists so both kinds of hard negative are represented
+        lists = [lexical.retrieve(example.query, depth), dense.retrieve(example.query, depth)]
+        for pair in zip(*lists, strict=False):
+            for hit in pair:
+                if hit.chunk.path not in seen:
+                    seen.add(hit.chunk.path)
+                    ranked.append(passages[hit.chunk.path])
+        example.negatives += ranked[: max(0, per_query - len(example.negatives))]
+        if progress:
+            progress("mining negatives", n, len(examples))
+
+
+def split_validation(examples: list[Example], size: int, seed: int) -> tuple[list[Example], list[Example]]:
+    """A fixed, seeded held-out slice for early stopping."""
+    shuffled = examples[:]
+    random.Random(seed).shuffle(shuffled)
+    return shuffled[size:], shuffled[:size]
+
+
+def write_examples(examples: list[Example], path: Path) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for e in examples:
+            row = {"query": e.query, "positives": e.positives, "negatives": e.negatives}
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -1,0 +1,186 @@
+"""Fine-tune a cross-encoder with a listwise loss over (1 positive + hard negatives) groups.
+
+Each step takes `batch_queries` queries, pairs each with one positive and `group - 1` of its mined
+negatives, and applies softmax cross-entropy over the group (the positive is the target). Every
+`eval_every` steps the held-out validation queries are reranked (positives among their mined
+negatives, 20 candidates) and MRR@10 is measured; the best model is kept, training stops after
+`patience` evaluations without improvement, and a checkpoint (model, optimizer, scheduler, RNG,
+step) lets an interrupted run resume. Seeds are fixed.
+
+The original word embeddings stay frozen (only added Hangul syllables train), which keeps what
+differs from the base small enough to ship (see rag.bundled).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rag.errors import RagError
+from rag.quiet import quiet_libraries
+from rag.training.data import Example
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class TrainConfig:
+    base: str
+    out_dir: Path
+    max_steps: int = 1500
+    batch_queries: int = 2
+    group: int = 8
+    lr: float = 5e-5
+    warmup: float = 0.1
+    max_length: int = 256
+    eval_every: int = 100
+    patience: int = 4
+    seed: int = 13
+    syllables: int = 3000
+    val_candidates: int = 20
+
+
+def _set_seeds(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_model(cfg: TrainConfig, train: list[Example]):
+    """The base as a 1-logit cross-encoder, with Hangul syllables added to its vocabulary."""
+    quiet_libraries()
+    from sentence_transformers import CrossEncoder
+
+    from rag.embedder import resolve_model_path
+    from rag.training.vocab import add_syllables, common_syllables, frequent_syllables
+
+    model = CrossEncoder(resolve_model_path(cfg.base), num_labels=1, max_length=cfg.max_length, device="cpu")
+    base_vocab = len(model.tokenizer)
+    if cfg.syllables:
+        texts = (t for e in train for t in [e.query, *e.positives])
+        wanted = list(dict.fromkeys(frequent_syllables(texts, cfg.syllables) + common_syllables()))
+        add_syllables(model.model, model.tokenizer, wanted)
+    return model, base_vocab
+
+
+def _freeze_old_embeddings(model, base_vocab: int) -> None:
+    import torch
+
+    weight = model.model.get_input_embeddings().weight
+    mask = torch.zeros_like(weight)
+    mask[base_vocab:] = 1.0
+    weight.register_hook(lambda grad: grad * mask)
+
+
+def _scores(model, pairs: list[tuple[str, str]], max_length: int):
+    features = model.tokenizer(
+        [q for q, _ in pairs], [p for _, p in pairs], padding=True, truncation="longest_first",
+        max_length=max_length, return_tensors="pt",
+    )  # fmt: skip
+    return model.model(**features).logits.view(-1)
+
+
+def validation_mrr(model, examples: list[Example], cfg: TrainConfig) -> float:
+    """MRR@10 of reranking each validation query's positives among its mined negatives."""
+    import torch
+
+    model.model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for example in examples:
+            candidates = [*example.positives[:1], *example.negatives[: cfg.val_candidates - 1]]
+            scores = []
+            order = sorted(range(len(candidates)), key=lambda i: len(candidates[i]))
+            for start in range(0, len(order), 16):
+                chunk = order[start : start + 16]
+                logits = _scores(model, [(example.query, candidates[i]) for i in chunk], cfg.max_length)
+                scores += list(zip(chunk, logits.tolist(), strict=True))
+            ranked = [i for i, _ in sorted(scores, key=lambda item: -item[1])]
+            rank = ranked.index(0) + 1
+            total += 1.0 / rank if rank <= 10 else 0.0
+    model.model.train()
+    return total / max(1, len(examples))
+
+
+def train(train_set: list[Example], val_set: list[Example], cfg: TrainConfig, progress: Progress | None = None) -> dict:
+    import torch
+
+    progress = progress or (lambda stage, done, total: None)
+    usable = [e for e in train_set if e.positives and e.negatives]
+    if not usable:
+        raise RagError("no training example has both a positive and a negative")
+    _set_seeds(cfg.seed)
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = cfg.out_dir / "checkpoint"
+    model, base_vocab = build_model(cfg, usable)
+    _freeze_old_embeddings(model, base_vocab)
+    embeddings = model.model.get_input_embeddings().weight
+    others = [p for p in model.model.parameters() if p is not embeddings]
+    optimizer = torch.optim.AdamW(
+        [{"params": others, "weight_decay": 0.01}, {"params": [embeddings], "weight_decay": 0.0}], lr=cfg.lr
+    )
+    warmup = max(1, int(cfg.max_steps * cfg.warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (cfg.max_steps - s) / (cfg.max_steps - warmup)))
+    )
+    state = {"step": 0, "best_mrr": -1.0, "best_step": 0, "bad_evals": 0, "history": []}
+    if (checkpoint / "state.json").is_file():  # resume
+        state = json.loads((checkpoint / "state.json").read_text())
+        model.model.load_state_dict(torch.load(checkpoint / "model.pt", weights_only=True))
+        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
+        scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
+    rng = random.Random(cfg.seed + state["step"])
+    if state["step"] == 0:
+        mrr = validation_mrr(model, val_set, cfg)
+        state["history"].append({"step": 0, "val_mrr@10": mrr})
+        state["best_mrr"] = mrr
+    model.model.train()
+    started = time.perf_counter()
+    while state["step"] < cfg.max_steps and state["bad_evals"] < cfg.patience:
+        batch = rng.sample(usable, min(cfg.batch_queries, len(usable)))
+        pairs = []
+        for example in batch:
+            negatives = rng.sample(example.negatives, min(cfg.group - 1, len(example.negatives)))
+            negatives += rng.choices(example.negatives, k=cfg.group - 1 - len(negatives))
+            pairs += [(example.query, rng.choice(example.positives))] + [(example.query, n) for n in negatives]
+        logits = _scores(model, pairs, cfg.max_length).view(len(batch), cfg.group)
+        loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(batch), dtype=torch.long))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        state["step"] += 1
+        progress("training", state["step"], cfg.max_steps)
+        if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.max_steps:
+            mrr = validation_mrr(model, val_set, cfg)
+            state["history"].append({"step": state["step"], "val_mrr@10": mrr, "loss": float(loss.detach())})
+            if mrr > state["best_mrr"]:
+                state.update(best_mrr=mrr, best_step=state["step"], bad_evals=0)
+                model.save(str(cfg.out_dir / "model"))
+            else:
+                state["bad_evals"] += 1
+            _save_checkpoint(checkpoint, model, optimizer, scheduler, state)
+    state["seconds"] = state.get("seconds", 0.0) + time.perf_counter() - started
+    state["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+    (cfg.out_dir / "training.json").write_text(json.dumps(state, indent=2))
+    if not (cfg.out_dir / "model").is_dir():
+        model.save(str(cfg.out_dir / "model"))
+    return state
+
+
+def _save_checkpoint(folder: Path, model, optimizer, scheduler, state: dict) -> None:
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(model.model.state_dict(), folder / "model.pt")
+    torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+    torch.save(scheduler.state_dict(), folder / "scheduler.pt")
+    (folder / "state.json").write_text(json.dumps(state))

@@ -1,0 +1,98 @@
+"""`rag reranker train`: data readers, mining, vocabulary, a short real training run, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rag.cli import app
+from rag.errors import RagError
+from rag.training.data import Example, read_examples
+from rag.training.vocab import common_syllables, frequent_syllables
+
+runner = CliRunner()
+
+FACTS = [
+    ("How much is the late fee?", "Late fees are 100 won per day per book."),
+    ("When does the library close?", "The main library closes at 22 on weekdays."),
+    ("Is parking free?", "Parking is free for the first two hours."),
+    ("How much does printing cost?", "Printing costs 50 won per black and white page."),
+    ("How many books can adults borrow?", "Adults may borrow seven books at once."),
+    ("Where is the makerspace?", "The makerspace is on the third floor."),
+    ("연체료는 얼마인가요?", "연체료는 하루에 100원입니다."),
+    ("도서관은 언제 문을 닫나요?", "본관은 평일 밤 10시에 문을 닫습니다."),
+    ("주차는 무료인가요?", "주차는 처음 두 시간 무료입니다."),
+    ("어린이는 몇 권 빌릴 수 있나요?", "어린이는 한 번에 다섯 권까지 빌릴 수 있습니다."),
+    ("스터디룸은 어떻게 예약하나요?", "스터디룸은 앱에서 하루 전까지 예약합니다."),
+    ("희망도서는 몇 권까지 신청하나요?", "희망도서는 한 달에 세 권까지 신청할 수 있습니다."),
+]
+
+
+def test_msmarco_reader_keeps_the_training_split_only(tmp_path):
+    rows = [{"id": i, "query": f"q{i}", "positive": [f"p{i}"]} for i in (7, 8, 14, 15)]
+    path = tmp_path / "msmarco_eng.json"
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    assert [e.query for e in read_examples(path)] == ["q8", "q15"]  # id % 7 == 0 is evaluation
+
+
+def test_jsonl_reader_and_its_errors(tmp_path):
+    good = tmp_path / "pairs.jsonl"
+    good.write_text('{"query": "q", "positives": ["p"], "negatives": ["n"]}\n', encoding="utf-8")
+    assert read_examples(good) == [Example("q", ["p"], ["n"])]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "q"}\n', encoding="utf-8")
+    with pytest.raises(RagError, match=r"bad.jsonl:1: expected"):
+        read_examples(bad)
+
+
+def test_syllable_lists():
+    assert frequent_syllables(["가나다 가나 가"], 2) == ["가", "나"]
+    common = common_syllables()
+    assert len(common) == 2350 and "뉴" in common and "똠" not in common  # 똠 is not in KS X 1001
+
+
+def test_training_a_reranker_end_to_end_and_resuming(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_EVAL_CACHE_DIR", str(tmp_path / "cache"))
+    data = tmp_path / "pairs.jsonl"
+    data.write_text(
+        "".join(json.dumps({"query": q, "positives": [p]}, ensure_ascii=False) + "\n" for q, p in FACTS),
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+
+    def args(steps: int) -> list[str]:
+        options = {"--out": out, "--val-size": 3, "--negatives": 5, "--group": 4, "--max-steps": steps,
+                   "--eval-every": 2, "--syllables": 50, "--max-length": 64}  # fmt: skip
+        return ["reranker", "train", str(data), *(str(x) for item in options.items() for x in item)]
+
+    result = runner.invoke(app, args(4))
+    assert result.exit_code == 0, result.output
+    assert "validation MRR@10" in result.output
+    model_dir = out / "model"
+    card = (model_dir / "README.md").read_text(encoding="utf-8")
+    assert "non-commercial" in card and "rag reranker train" in card
+    state = json.loads((out / "training.json").read_text())
+    assert state["step"] == 4 and [h["step"] for h in state["history"]] == [0, 2, 4]
+
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(str(model_dir))
+    assert model.tokenizer.tokenize("연체료는") == ["연", "체", "료", "는"]  # whole syllables, no [UNK]
+    assert model.predict([("연체료는 얼마인가요?", "연체료는 하루에 100원입니다.")]).shape == (1,)
+
+    # a second run with more steps resumes from the checkpoint instead of starting over
+    resumed = runner.invoke(app, args(6))
+    assert resumed.exit_code == 0, resumed.output
+    history = json.loads((out / "training.json").read_text())["history"]
+    assert [h["step"] for h in history] == [0, 2, 4, 6]
+
+
+def test_too_few_queries_is_a_clear_error(tmp_path):
+    data = tmp_path / "pairs.jsonl"
+    data.write_text('{"query": "q", "positives": ["p"]}\n', encoding="utf-8")
+    result = runner.invoke(app, ["reranker", "train", str(data), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "need more than --val-size" in result.output
+    assert not Path(tmp_path / "o").exists()
