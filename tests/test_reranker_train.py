@@ -42,6 +42,9 @@ def test_jsonl_reader_and_its_errors(tmp_path):
     good = tmp_path / "pairs.jsonl"
     good.write_text('{"query": "q", "positives": ["p"], "negatives": ["n"]}\n', encoding="utf-8")
     assert read_examples(good) == [Example("q", ["p"], ["n"])]
+    separator = tmp_path / "u2028.jsonl"  # json.dumps(ensure_ascii=False) leaves U+2028 unescaped
+    separator.write_text(json.dumps({"query": "q", "positives": ["a\u2028b"]}, ensure_ascii=False) + "\n")
+    assert read_examples(separator)[0].positives == ["a\u2028b"]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"query": "q"}\n', encoding="utf-8")
     with pytest.raises(RagError, match=r"bad.jsonl:1: expected"):

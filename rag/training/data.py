@@ -43,7 +43,7 @@ def read_examples(path: Path) -> list[Example]:
             raise RagError(f"{path}: expected an MS MARCO list of {{id, query, positive}}")
         return [Example(r["query"], list(r["positive"])) for r in rows if int(r["id"]) % 7 != 0]
     examples = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 is valid inside JSON
         if not line.strip():
             continue
         try:
@@ -61,7 +61,14 @@ def mine_negatives(
     depth: int = 30,
     progress: Progress | None = None,
 ) -> None:
-    """Fill each example's negatives (up to `per_query`) from BM25 and dense top-`depth` results."""
+    """Fill each example's negatives (up to `per_query`) from BM25 and dense top-`depth` results.
+
+    Examples that already bring `per_query` negatives are left as they are (nothing is indexed
+    when all do), so a file written by an earlier mining run trains without mining again.
+    """
+    wanting = [e for e in examples if len(e.negatives) < per_query]
+    if not wanting:
+        return
     passages = {_passage_id(p): p for e in examples for p in e.positives + e.negatives}
     records = [Record(pid, text) for pid, text in passages.items()]
     key = hashlib.sha256("".join(sorted(passages)).encode()).hexdigest()[:16]
@@ -69,7 +76,7 @@ def mine_negatives(
     IndexWriter(settings.model_copy(update={"index_dir": index_dir}), progress).ingest_records(records)
     dense = DenseRetriever.open(index_dir)
     lexical = BM25Retriever(dense.index)
-    for n, example in enumerate(examples, 1):
+    for n, example in enumerate(wanting, 1):
         positives = {_passage_id(p) for p in example.positives}
         seen = set(positives) | {_passage_id(p) for p in example.negatives}
         ranked: list[str] = []
@@ -82,7 +89,7 @@ def mine_negatives(
                     ranked.append(passages[hit.chunk.path])
         example.negatives += ranked[: max(0, per_query - len(example.negatives))]
         if progress:
-            progress("mining negatives", n, len(examples))
+            progress("mining negatives", n, len(wanting))
 
 
 def split_validation(examples: list[Example], size: int, seed: int) -> tuple[list[Example], list[Example]]:
