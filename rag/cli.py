@@ -288,7 +288,7 @@ def reranker_train(
     base: Annotated[str, typer.Option(help="Base model: hub id or path")] = "sentence-transformers/all-MiniLM-L6-v2",
     max_steps: Annotated[int, typer.Option(help="Training steps")] = 1500,
     val_size: Annotated[int, typer.Option(help="Held-out queries for early stopping")] = 200,
-    negatives: Annotated[int, typer.Option(help="Hard negatives mined per query")] = 15,
+    negatives: Annotated[int, typer.Option(help="Hard negatives mined per query (0: use those given)")] = 15,
     batch_queries: Annotated[int, typer.Option(help="Queries per step")] = 2,
     group: Annotated[int, typer.Option(help="Passages per query per step (1 positive + negatives)")] = 8,
     lr: Annotated[float, typer.Option(help="Peak learning rate")] = 5e-5,

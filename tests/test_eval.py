@@ -190,7 +190,12 @@ def test_eval_writes_reports_with_rerank_deltas(tmp_path, cross_encoder_dir, mon
 
 
 def test_eval_generate_scores_answers_with_the_local_llm(tmp_path, jsonl_set, monkeypatch):
+    from rag.llm import start_local_server
+
     monkeypatch.setenv("RAG_EVAL_CACHE_DIR", str(tmp_path / "cache"))
+    # the judge is any OpenAI-compatible endpoint: here the same real local model
+    monkeypatch.setenv("RAG_JUDGE_BASE_URL", start_local_server(2, 4096))
+    monkeypatch.setenv("RAG_JUDGE_MODEL", "SmolLM2-135M-Instruct")
     args = [
         "eval",
         str(jsonl_set),
@@ -207,7 +212,7 @@ def test_eval_generate_scores_answers_with_the_local_llm(tmp_path, jsonl_set, mo
     run = json.loads((tmp_path / "o" / "report.json").read_text(encoding="utf-8"))["runs"][0]
     generation = run["generation"]
     assert generation["answered"] == 2 and generation["llm_failures"] == 0
-    assert all(0.0 <= generation[k] <= 1.0 for k in ("exact_match", "f1", "rouge_l"))
+    assert all(0.0 <= generation[k] <= 1.0 for k in ("exact_match", "f1", "rouge_l", "judge_correct"))
     assert run["latency_ms"]["generate_p50"] > 0
 
 
@@ -226,3 +231,24 @@ def test_shared_datasets_are_detected_and_read(folder, fmt):
 def test_shared_msmarco_eval_split():
     data = load_eval_set(SHARED / "datasets" / "msmarco_kor" / "msmarco_kor.json", split="eval")
     assert len(data.questions) == 997 and all(int(q.id) % 7 == 0 for q in data.questions)
+
+
+def test_unanswerable_questions_are_scored_by_whether_the_answer_declines(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_EVAL_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "clap"
+    folder.mkdir()
+
+    def row(i, question, text, answer):
+        passage = {"title": f"T{i}", "text": text, "sentences": []}
+        return {"id": str(i), "input": question, "passages": [passage], "output": [{"answer": answer}]}
+
+    write_jsonl(folder / "x_answerable.jsonl", [row(1, "How much is the late fee?", PASSAGES["fees"], "100 won")])
+    write_jsonl(folder / "x_unanswerable.jsonl", [row(2, "Who painted the lobby mural?", PASSAGES["parking"], "")])
+    out = tmp_path / "o"
+    args = ["eval", str(folder), "--reranker", "none", "--candidates", "2", "--generate", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["questions"] == 2 and report["questions_with_gold"] == 1
+    generation = report["runs"][0]["generation"]
+    assert generation["answered"] == 1 and generation["unanswerable_declined"] in (0.0, 1.0)
