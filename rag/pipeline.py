@@ -79,7 +79,7 @@ class Pipeline:
             "reranker": self.reranker.model_id if self.reranker else None,
         }
         if not answer.sources:
-            raise RagError("no passages retrieved")
+            raise RagError(f"no passage matched the question (retriever {self.retriever.name}); try --retriever hybrid")
         started = time.perf_counter()
         parts: list[str] = []
         try:
