@@ -77,6 +77,7 @@ class BM25Retriever:
 
     def __init__(self, index: IndexReader) -> None:
         self.index = index
+        tokenize("한국어")  # load Kiwi now, so no question's retrieve time includes a model load
 
     @classmethod
     def open(cls, index_dir: Path) -> BM25Retriever:
