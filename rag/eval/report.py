@@ -64,6 +64,14 @@ def _value(run: Run, key: str) -> float | None:
     return run.metrics.get(key, (run.generation or {}).get(key))
 
 
+def _delta(x: Experiment, run: Run, key: str) -> float | None:
+    """`run`'s value minus its no-rerank baseline's (same retriever and count); None for the baseline."""
+    base, value = _baseline(x, run), _value(run, key)
+    if base is None or base is run or value is None or (b := _value(base, key)) is None:
+        return None
+    return value - b
+
+
 def rich_table(x: Experiment) -> Table:
     columns = _columns(x)
     table = Table(title=f"{x.dataset.name}: {len(x.dataset.questions)} questions", title_justify="left")
@@ -74,7 +82,6 @@ def rich_table(x: Experiment) -> Table:
     table.add_column("rerank p50 ms", justify="right")
     best = {k: max((v for r in x.runs if (v := _value(r, k)) is not None), default=None) for k in columns}
     for run in x.runs:
-        base = _baseline(x, run)
         cells = []
         for key in columns:
             value = _value(run, key)
@@ -82,8 +89,7 @@ def rich_table(x: Experiment) -> Table:
                 cells.append("-")
                 continue
             text = f"{value:.3f}"
-            if base is not None and run is not base and (b := _value(base, key)) is not None:
-                delta = value - b
+            if (delta := _delta(x, run, key)) is not None:
                 colour = "green" if delta > 0 else "red" if delta < 0 else "dim"
                 text += f" [{colour}]({delta:+.3f})[/]"
             cells.append(f"[bold]{text}[/]" if value == best[key] else text)
@@ -106,14 +112,11 @@ def markdown(x: Experiment) -> str:
         "|" + "---|" * len(head),
     ]
     for run in x.runs:
-        base = _baseline(x, run)
         cells = []
         for key in columns:
             value = _value(run, key)
-            cell = "-" if value is None else f"{value:.3f}"
-            if value is not None and base is not None and run is not base and (b := _value(base, key)) is not None:
-                cell += f" ({value - b:+.3f})"
-            cells.append(cell)
+            delta = _delta(x, run, key)
+            cells.append(("-" if value is None else f"{value:.3f}") + ("" if delta is None else f" ({delta:+.3f})"))
         lat = run.latency_ms
         lines.append(
             f"| {run.retriever} | {run.reranker} | {run.candidates} | "

@@ -16,15 +16,13 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ingest.writer import Progress
 from rag.errors import RagError
 from rag.quiet import quiet_libraries
 from rag.training.data import Example
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass
