@@ -248,14 +248,14 @@ def eval_command(
     from rag.eval.datasets import load_eval_set
     from rag.eval.report import rich_table, write_reports
     from rag.eval.runner import Evaluator, Experiment, parse_arms, parse_candidates
-    from rag.reranker import RerankerUnavailable, load_reranker
+    from rag.reranker import RerankerUnavailable, reranker_from
 
     settings = _settings(embedder=embedder)
     counts = parse_candidates(candidates)
     data = load_eval_set(dataset, fmt, split, limit)
     if not reranker:  # the configured reranker joins when it can be loaded; explicit ones must load
         try:
-            load_reranker(settings.reranker, settings.rerank_batch_size, settings.rerank_max_length)
+            reranker_from(settings)
             reranker = [settings.reranker]
         except RerankerUnavailable as exc:
             err.print(f"[yellow]warning:[/] {exc} — evaluating without it", highlight=False)
@@ -296,26 +296,24 @@ def reranker_train(
     eval_every: Annotated[int, typer.Option(help="Steps between validations")] = 100,
     patience: Annotated[int, typer.Option(help="Validations without improvement before stopping")] = 4,
     syllables: Annotated[int, typer.Option(help="Frequent Hangul syllables to add (0: none)")] = 3000,
+    embedding_lr_scale: Annotated[float, typer.Option(help="Learning-rate multiplier of added syllables")] = 20.0,
     seed: Annotated[int, typer.Option(help="Seed for sampling and the validation split")] = 13,
 ) -> None:
     """Fine-tune a cross-encoder on your Q&A pairs, with hard negatives mined by our retrieval."""
     from rag.training.card import write_card
-    from rag.training.data import mine_negatives, read_examples, split_validation
     from rag.training.train import TrainConfig, train
 
     settings = _settings()
-    examples = [e for path in data for e in read_examples(path)]
-    if len(examples) <= val_size:
-        raise RagError(f"{len(examples)} training queries: need more than --val-size {val_size}")
     cfg = TrainConfig(
         base=base, out_dir=out_dir, max_steps=max_steps, batch_queries=batch_queries, group=group, lr=lr,
         max_length=max_length, eval_every=eval_every, patience=patience, seed=seed, syllables=syllables,
+        embedding_lr_scale=embedding_lr_scale,
     )  # fmt: skip
     bars, progress = _progress_bars()
     with bars:
-        mine_negatives(examples, settings, per_query=negatives, progress=progress)
-        training, validation = split_validation(examples, val_size, seed)
+        files, training, validation = _training_data(data, settings, val_size, seed, negatives, progress)
         state = train(training, validation, cfg, progress)
+        blend = _calibrate(out_dir / "model", files, validation, settings, progress)
     model_dir = out_dir / "model"
     info = {
         "syllables": syllables,
@@ -324,6 +322,7 @@ def reranker_train(
         "val": len(validation),
         "negatives": negatives,
         "command": "rag reranker train " + " ".join(sys.argv[3:]),
+        "blend": blend,
     }
     write_card(model_dir, state, info)
     out.print(
@@ -331,6 +330,51 @@ def reranker_train(
         f"(step {state['best_step']} of {state['step']}); model in {model_dir}",
         highlight=False,
     )
+
+
+def _training_data(data: list[Path], settings: Settings, val_size: int, seed: int, negatives: int, progress):
+    """Examples per file (negatives mined within each file's passages) and the seeded split."""
+    from rag.training.data import mine_negatives, read_examples, split_validation
+
+    files = [read_examples(path) for path in data]
+    examples = [e for f in files for e in f]
+    if len(examples) <= val_size:
+        raise RagError(f"{len(examples)} training queries: need more than --val-size {val_size}")
+    for examples_of_file in files:
+        mine_negatives(examples_of_file, settings, per_query=negatives, progress=progress)
+    training, validation = split_validation(examples, val_size, seed)
+    return files, training, validation
+
+
+def _calibrate(model_dir: Path, files, validation, settings: Settings, progress) -> dict:
+    from rag.training.calibrate import calibrate
+
+    fitted = calibrate(model_dir, files, validation, settings, progress)
+    out.print(
+        f"blend: logit weight {fitted['logit_weight']} on {settings.retriever} top {settings.candidates}: "
+        f"validation MRR@10 {fitted['val_mrr@10_first_stage_only']:.3f} without rerank, "
+        f"{fitted['val_mrr@10_rerank_only']:.3f} rerank only, {fitted['val_mrr@10']:.3f} blended",
+        highlight=False,
+    )
+    return fitted
+
+
+@reranker_app.command("calibrate")
+@_friendly
+def reranker_calibrate(
+    model: Annotated[Path, typer.Argument(help="A cross-encoder folder (writes rag_reranker.json into it)")],
+    data: Annotated[list[Path], typer.Argument(help="The Q&A files it was trained on, in the same order")],
+    val_size: Annotated[int, typer.Option(help="Held-out queries (as given to train)")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the validation split (as given to train)")] = 13,
+    retriever: Annotated[str | None, typer.Option(help="First stage to blend with")] = None,
+    candidates: Annotated[int | None, typer.Option(help="Candidates reranked per query")] = None,
+) -> None:
+    """Fit how much of the first-stage score the reranked order keeps, on held-out queries."""
+    settings = _settings(retriever=retriever, candidates=candidates)
+    bars, progress = _progress_bars()
+    with bars:
+        files, _, validation = _training_data(data, settings, val_size, seed, 0, progress)
+        _calibrate(model, files, validation, settings, progress)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ class Hit:
     rerank_score: float | None = None  # raw cross-encoder logit
     rerank_prob: float | None = None  # sigmoid of the logit: comparable across queries
     rerank_relative: float | None = None  # softmax over this candidate set: relative only
+    final_score: float | None = None  # what the reranked order follows: the logit, or its blend
 
     @property
     def source(self) -> str:

@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun, Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from rag.hits import Hit
-from rag.reranker import Reranker, sigmoid
+from rag.reranker import Reranker, blend, sigmoid
 from rag.retrieval import open_retriever
 
 
@@ -68,7 +69,12 @@ class RagReranker(BaseDocumentCompressor):
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
         scores = self.reranker.score(query, [doc.page_content for doc in documents])
-        order = sorted(range(len(documents)), key=lambda i: -scores[i])[: self.top_n]
+        # a blend needs first-stage scores: ours carry them, other retrievers' order stands in
+        first = [doc.metadata.get("retrieval_score") for doc in documents]
+        if any(not isinstance(value, int | float) for value in first):
+            first = [float(len(documents) - i) for i in range(len(documents))]
+        final = blend(np.array(first, dtype=np.float64), scores, self.reranker.logit_weight)
+        order = sorted(range(len(documents)), key=lambda i: -final[i])[: self.top_n]
         return [
             Document(
                 page_content=documents[i].page_content,

@@ -10,7 +10,7 @@ from rag.errors import RagError
 from rag.hits import Hit
 from rag.llm import LLM, LLMError, open_llm
 from rag.prompt import build_messages, fit_context
-from rag.reranker import Reranker, RerankerUnavailable, load_reranker
+from rag.reranker import Reranker, RerankerUnavailable, reranker_from
 from rag.retrieval import open_retriever
 from rag.settings import Settings
 
@@ -38,7 +38,7 @@ class Pipeline:
         self.reranker_warning: str | None = None
         self.reranker: Reranker | None = None
         try:
-            self.reranker = load_reranker(settings.reranker, settings.rerank_batch_size, settings.rerank_max_length)
+            self.reranker = reranker_from(settings)
         except RerankerUnavailable as exc:
             self.reranker_warning = f"{exc} — continuing without rerank"
         self._llm: LLM | None = None

@@ -4,10 +4,18 @@ A cross-encoder reads query and passage together, so it judges relevance far bet
 bi-encoder that retrieved them, at a cost paid per pair: only the candidates are scored.
 On CPU the waste is padding, so pairs are sorted by length before batching; scores are mapped
 back to the original order, so sorting changes speed only, never results.
+
+A model folder may carry `rag_reranker.json` with a `logit_weight` λ (fitted by
+`rag reranker calibrate`): the final order then follows minmax(retrieval score) + λ * logit over
+the candidates. A small cross-encoder trained on one domain can be confidently wrong on another;
+the blend keeps a strong first-stage ranking unless the cross-encoder disagrees by a wide margin.
+The logit is left unscaled on purpose: min-max scaling would stretch a cross-encoder's
+near-ties on unfamiliar text into the same 0..1 spread as its confident calls on familiar text.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -18,12 +26,14 @@ from rag.errors import RagError
 from rag.hits import Hit
 from rag.hub import load_model
 from rag.quiet import quiet_libraries
+from rag.settings import Settings
 
 PRESETS = {
     "bge-reranker-v2-m3": "BAAI/bge-reranker-v2-m3",
     "ko-reranker": "Dongjin-kr/ko-reranker",
 }
 NO_RERANK = {"none", "off", ""}
+BLEND_FILE = "rag_reranker.json"
 
 
 class RerankerUnavailable(RagError):
@@ -34,13 +44,50 @@ def sigmoid(logit: float) -> float:
     return 1.0 / (1.0 + math.exp(-logit))
 
 
+def minmax(values: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] within one candidate set (all zeros when every value is equal)."""
+    values = np.asarray(values, dtype=np.float64)
+    spread = values.max() - values.min() if len(values) else 0.0
+    return (values - values.min()) / spread if spread > 0 else np.zeros_like(values)
+
+
+def blend(retrieval: np.ndarray, logits: np.ndarray, logit_weight: float | None) -> np.ndarray:
+    """The final ranking score: the logits alone (weight None), or minmax(retrieval) + weight * logits."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if logit_weight is None:
+        return logits
+    return minmax(retrieval) + logit_weight * logits
+
+
+def read_logit_weight(model_dir: Path) -> float | None:
+    """The fitted blend weight in `model_dir`, or None (rank by the logits alone)."""
+    path = model_dir / BLEND_FILE
+    if not path.is_file():
+        return None
+    try:
+        weight = json.loads(path.read_text())["logit_weight"]
+        weight = None if weight is None else float(weight)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RerankerUnavailable(f'{path}: expected {{"logit_weight": number or null}} ({exc})') from None
+    if weight is not None and not weight >= 0:
+        raise RerankerUnavailable(f"{path}: logit_weight {weight} must be zero or more")
+    return weight
+
+
 def resolve_reranker(name: str) -> str:
-    """Preset short name → hub id; anything else (hub id or local path) is used as given."""
+    """Bundled model → its assembled folder; preset short name → hub id; else a hub id or path as given."""
+    from rag import bundled
+
+    if name == bundled.NAME:
+        return str(bundled.assemble())
     return PRESETS.get(name, name)
 
 
+BACKENDS = ("torch", "onnx-int8")
+
+
 class Reranker:
-    def __init__(self, name: str, batch_size: int = 16, max_length: int = 512) -> None:
+    def __init__(self, name: str, batch_size: int = 16, max_length: int = 512, backend: str = "torch") -> None:
         quiet_libraries()
         import torch
         from sentence_transformers import CrossEncoder
@@ -58,24 +105,48 @@ class Reranker:
                 "cached), point RAG_RERANKER at a local copy, or use --reranker none"
             ) from exc
         self._identity = torch.nn.Identity()
+        if backend not in BACKENDS:
+            raise RagError(f"rerank backend '{backend}' is not one of {', '.join(BACKENDS)}")
+        self.backend = backend
+        self._onnx = None
+        if backend == "onnx-int8":
+            from rag.onnx_scorer import OnnxScorer, export_int8
+
+            self._onnx_path = export_int8(self.model.model, self.model.tokenizer)
+            self._onnx = OnnxScorer(self._onnx_path, self.model.tokenizer, max_length)
+        local = Path(self.model_id)
+        self.logit_weight = read_logit_weight(local) if local.is_dir() else None
 
     def score(self, query: str, passages: list[str]) -> np.ndarray:
         """Raw relevance logits for (query, passage) pairs, in the order of `passages`."""
         if not passages:
             return np.zeros(0, dtype=np.float32)
         order = sorted(range(len(passages)), key=lambda i: len(passages[i]))
-        sorted_scores = self.model.predict(
-            [(query, passages[i]) for i in order],
-            batch_size=self.batch_size,
-            activation_fn=self._identity,
-            show_progress_bar=False,
-        )
+        pairs = [(query, passages[i]) for i in order]
+        if self._onnx:
+            size = self.batch_size
+            batches = [pairs[start : start + size] for start in range(0, len(pairs), size)]
+            sorted_scores = np.concatenate([self._onnx.predict(batch) for batch in batches])
+        else:
+            sorted_scores = self.model.predict(
+                pairs, batch_size=self.batch_size, activation_fn=self._identity, show_progress_bar=False
+            )
         scores = np.empty(len(passages), dtype=np.float32)
         scores[order] = np.asarray(sorted_scores, dtype=np.float32).reshape(len(passages))
         return scores
 
+    def order(self, hits: list[Hit]) -> list[Hit]:
+        """Sort scored hits by their final score (ties keep retrieval order); sets `final_score`."""
+        if not hits:
+            return hits
+        retrieval = np.array([h.retrieval_score for h in hits])
+        logits = np.array([h.rerank_score or 0.0 for h in hits])
+        for hit, final in zip(hits, blend(retrieval, logits, self.logit_weight), strict=True):
+            hit.final_score = float(final)
+        return sorted(hits, key=lambda h: -(h.final_score or 0.0))
+
     def rerank(self, query: str, hits: list[Hit], top_n: int | None = None) -> list[Hit]:
-        """Score every hit, sort by score (ties keep retrieval order), keep the best `top_n`."""
+        """Score every hit, sort by final score, keep the best `top_n`."""
         raw = self.score(query, [hit.chunk.text for hit in hits])
         if len(raw):
             relative = np.exp(raw - raw.max())
@@ -84,13 +155,19 @@ class Reranker:
                 hit.rerank_score = float(logit)
                 hit.rerank_prob = sigmoid(float(logit))
                 hit.rerank_relative = float(rel)
-        ranked = sorted(hits, key=lambda h: -(h.rerank_score or 0.0))
+        ranked = self.order(hits)
         return ranked if top_n is None else ranked[:top_n]
 
 
 @lru_cache(maxsize=4)
-def load_reranker(name: str, batch_size: int = 16, max_length: int = 512) -> Reranker | None:
+def load_reranker(name: str, batch_size: int = 16, max_length: int = 512, backend: str = "torch") -> Reranker | None:
     """None for `none`; cached so a chat session loads each model once."""
     if name.strip().lower() in NO_RERANK:
         return None
-    return Reranker(name, batch_size, max_length)
+    return Reranker(name, batch_size, max_length, backend)
+
+
+def reranker_from(settings: Settings, name: str | None = None) -> Reranker | None:
+    """The reranker `name` (default: the configured one) with the configured batch, length and backend."""
+    s = settings
+    return load_reranker(name or s.reranker, s.rerank_batch_size, s.rerank_max_length, s.rerank_backend)

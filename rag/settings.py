@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     reranker: str = "bge-reranker-v2-m3"
     rerank_batch_size: int = 16
     rerank_max_length: int = 512
+    rerank_backend: str = "torch"
 
     # generation
     llm_base_url: str | None = Field(default=None, validation_alias=AliasChoices("RAG_LLM_BASE_URL", "OPENAI_BASE_URL"))

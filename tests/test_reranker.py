@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rag.hits import Hit
-from rag.reranker import PRESETS, Reranker, RerankerUnavailable, load_reranker, resolve_reranker
+from rag.reranker import PRESETS, Reranker, RerankerUnavailable, blend, load_reranker, resolve_reranker
 from rag.store import StoredChunk
 
 QUERY = "How many books can an adult borrow?"
@@ -92,3 +94,35 @@ def test_missing_local_folder_is_named_in_the_error(tmp_path):
     missing = tmp_path / "no-such-model"
     with pytest.raises(RerankerUnavailable, match="no-such-model"):
         Reranker(str(missing))
+
+
+def test_blend_keeps_a_confident_first_stage_unless_the_logits_disagree_widely():
+    retrieval = np.array([0.9, 0.5, 0.1])  # min-max: 1.0, 0.5, 0.0
+    logits = np.array([0.0, 4.0, 1.0])
+    np.testing.assert_allclose(blend(retrieval, logits, None), logits)  # no weight: the logits alone
+    assert np.argmax(blend(retrieval, logits, 0.1)) == 0  # 1.0 + 0 beats 0.5 + 0.4
+    assert np.argmax(blend(retrieval, logits, 0.2)) == 1  # 0.5 + 0.8 beats 1.0
+    np.testing.assert_allclose(blend(retrieval, logits, 0.0), [1.0, 0.5, 0.0])
+
+
+def _with_blend(cross_encoder_dir: Path, folder: Path, content: str) -> Path:
+    shutil.copytree(cross_encoder_dir, folder)
+    (folder / "rag_reranker.json").write_text(content, encoding="utf-8")
+    return folder
+
+
+def test_a_fitted_logit_weight_in_the_model_folder_orders_the_rerank(cross_encoder_dir, tmp_path):
+    blended = Reranker(str(_with_blend(cross_encoder_dir, tmp_path / "m", '{"logit_weight": 0.0}')))
+    ranked = blended.rerank(QUERY, hits())
+    assert blended.logit_weight == 0.0
+    assert [h.retrieval_rank for h in ranked] == [1, 2, 3, 4, 5]  # weight 0: the first stage decides
+    assert [h.final_score for h in ranked] == sorted((h.final_score for h in ranked), reverse=True)
+    assert all(h.rerank_score is not None for h in ranked)  # the logits are still reported
+
+
+@pytest.mark.parametrize("content", ['{"logit_weight": "a lot"}', '{"logit_weight": -1}', "{"])
+def test_a_broken_blend_file_is_named_in_the_error(cross_encoder_dir, tmp_path, content):
+    folder = _with_blend(cross_encoder_dir, tmp_path / "m", content)
+    with pytest.raises(RerankerUnavailable, match=r"rag_reranker\.json") as info:
+        Reranker(str(folder))
+    assert "\n" not in str(info.value)

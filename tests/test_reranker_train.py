@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from rag.cli import app
 from rag.errors import RagError
+from rag.training.calibrate import Scored, fit_weight
 from rag.training.data import Example, read_examples
 from rag.training.vocab import common_syllables, frequent_syllables
 
@@ -77,6 +79,8 @@ def test_training_a_reranker_end_to_end_and_resuming(tmp_path, monkeypatch):
     model_dir = out / "model"
     card = (model_dir / "README.md").read_text(encoding="utf-8")
     assert "non-commercial" in card and "rag reranker train" in card
+    assert "blend: logit weight" in result.output and "logit_weight" in card
+    assert "logit_weight" in json.loads((model_dir / "rag_reranker.json").read_text())
     state = json.loads((out / "training.json").read_text())
     assert state["step"] == 4 and [h["step"] for h in state["history"]] == [0, 2, 4]
 
@@ -99,3 +103,23 @@ def test_too_few_queries_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["reranker", "train", str(data), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "need more than --val-size" in result.output
     assert not Path(tmp_path / "o").exists()
+
+
+def _rows(gold_at: int, logits_for_gold: float, count: int = 30) -> list[Scored]:
+    """Queries whose positive the first stage ranks at `gold_at`, with a chosen logit for it."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(count):
+        retrieval = np.linspace(1.0, 0.1, 10)
+        logits = rng.normal(0.0, 1.0, 10)
+        logits[gold_at] = logits_for_gold
+        rows.append(Scored(retrieval, logits, np.arange(10) == gold_at))
+    return rows
+
+
+def test_blend_fit_trusts_a_reranker_that_helps_and_ignores_one_that_does_not():
+    helpful = fit_weight(_rows(gold_at=3, logits_for_gold=6.0))
+    assert helpful["val_mrr@10"] == 1.0 and helpful["val_mrr@10_first_stage_only"] == 0.25
+    assert helpful["logit_weight"] not in (0.0, None)  # the smallest weight that reaches the best
+    useless = fit_weight(_rows(gold_at=0, logits_for_gold=-6.0))
+    assert useless["logit_weight"] == 0.0 and useless["val_mrr@10"] == 1.0

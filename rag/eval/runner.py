@@ -20,7 +20,7 @@ from rag.eval.datasets import EvalSet, Question
 from rag.hits import Hit
 from rag.llm import LLM, Endpoint, LLMError, open_llm
 from rag.prompt import build_messages, fit_context
-from rag.reranker import NO_RERANK, Reranker, load_reranker
+from rag.reranker import NO_RERANK, Reranker, reranker_from
 from rag.retrieval import RETRIEVERS, open_retriever
 from rag.settings import Settings
 from rag.store import FORMAT_VERSION
@@ -111,8 +111,7 @@ class Evaluator:
         return self.x
 
     def _load_reranker(self, name: str) -> Reranker | None:
-        s = self.x.settings
-        return load_reranker(name, s.rerank_batch_size, s.rerank_max_length)
+        return reranker_from(self.x.settings, name)
 
     def _retrieve(self, retriever, name: str) -> tuple[list[list[Hit]], list[float]]:
         questions = self.x.dataset.questions
@@ -157,7 +156,7 @@ class Evaluator:
             for count, ms in zip(counts, spent):
                 top = hits[:count]
                 if reranker:
-                    top = sorted(top, key=lambda h: -(h.rerank_score or 0.0))
+                    top = reranker.order(top)
                 ranked_at[count].append(top)
                 rerank_ms[count].append(ms)
                 if question.gold_ids:

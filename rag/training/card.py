@@ -34,10 +34,26 @@ passage) pair; higher means more relevant. Load it with
 - Stopped at step {step} (best validation MRR@10 {best:.4f} at step {best_step}; before training
   {start:.4f}); {minutes:.0f} minutes on the CPU.
 
+## Blend with the first stage
+{blend}
+
 ## Licence caveats
 MS MARCO is licensed for non-commercial research only; a model trained on it inherits that
 restriction. The base model's licence (all-MiniLM-L6-v2: Apache-2.0) applies too.
 """
+
+
+def _blend_text(blend: dict | None) -> str:
+    if not blend:
+        return "Not fitted: the reranked order follows the logits alone."
+    return (
+        f"`rag_reranker.json` keeps logit_weight {blend['logit_weight']}: the reranked order follows the "
+        f"min-max-scaled {blend['retriever']} score plus that multiple of the logit, over the top "
+        f"{blend['candidates']} candidates (null: the logit alone). Fitted on {blend['queries']} validation "
+        f"queries: MRR@10 {blend['val_mrr@10_first_stage_only']:.4f} without rerank, "
+        f"{blend['val_mrr@10_rerank_only']:.4f} with the logits alone, {blend['val_mrr@10']:.4f} blended. "
+        "(`rag` applies the blend; plain `CrossEncoder.predict` returns the logits.)"
+    )
 
 
 def write_card(folder: Path, state: dict, info: dict) -> None:
@@ -63,6 +79,7 @@ def write_card(folder: Path, state: dict, info: dict) -> None:
         best_step=state["best_step"],
         start=state["history"][0]["val_mrr@10"],
         minutes=state["seconds"] / 60,
+        blend=_blend_text(info.get("blend")),
     )
     (folder / "README.md").write_text(text, encoding="utf-8")
     (folder / "training.json").write_text(json.dumps(state, indent=2), encoding="utf-8")

@@ -28,7 +28,7 @@ class Example:
     negatives: list[str] = field(default_factory=list)
 
 
-def _passage_id(text: str) -> str:
+def passage_id(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -54,6 +54,20 @@ def read_examples(path: Path) -> list[Example]:
     return examples
 
 
+def corpus_index(examples: list[Example], settings: Settings, progress: Progress | None = None) -> Path:
+    """An index over every passage of `examples` (each passage's path is its id), built once and cached.
+
+    Mining and the blend-weight fit both retrieve from it; the cache key is the passage set, so a
+    file re-read after mining (its negatives drawn from the same passages) reuses the index.
+    """
+    passages = {passage_id(p): p for e in examples for p in e.positives + e.negatives}
+    key = hashlib.sha256("".join(sorted(passages)).encode()).hexdigest()[:16]
+    index_dir = settings.eval_cache_dir / f"train-{key}-{settings.embedder.replace('/', '_')}"
+    records = [Record(pid, text) for pid, text in passages.items()]
+    IndexWriter(settings.model_copy(update={"index_dir": index_dir}), progress).ingest_records(records)
+    return index_dir
+
+
 def mine_negatives(
     examples: list[Example],
     settings: Settings,
@@ -69,16 +83,13 @@ def mine_negatives(
     wanting = [e for e in examples if len(e.negatives) < per_query]
     if not wanting:
         return
-    passages = {_passage_id(p): p for e in examples for p in e.positives + e.negatives}
-    records = [Record(pid, text) for pid, text in passages.items()]
-    key = hashlib.sha256("".join(sorted(passages)).encode()).hexdigest()[:16]
-    index_dir = settings.eval_cache_dir / f"train-{key}-{settings.embedder.replace('/', '_')}"
-    IndexWriter(settings.model_copy(update={"index_dir": index_dir}), progress).ingest_records(records)
+    index_dir = corpus_index(examples, settings, progress)
+    passages = {passage_id(p): p for e in examples for p in e.positives + e.negatives}
     dense = DenseRetriever.open(index_dir)
     lexical = BM25Retriever(dense.index)
     for n, example in enumerate(wanting, 1):
-        positives = {_passage_id(p) for p in example.positives}
-        seen = set(positives) | {_passage_id(p) for p in example.negatives}
+        positives = {passage_id(p) for p in example.positives}
+        seen = set(positives) | {passage_id(p) for p in example.negatives}
         ranked: list[str] = []
         # interleave the two lists so both kinds of hard negative are represented
         lists = [lexical.retrieve(example.query, depth), dense.retrieve(example.query, depth)]

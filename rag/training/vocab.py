@@ -4,7 +4,9 @@ all-MiniLM-L6-v2's uncased tokenizer decomposes Hangul into jamo (NFD) and lacks
 syllable costs 2-3 tokens and whole words become [UNK]. We add the most frequent syllables of the
 training text as tokens matched before normalisation (one token per syllable, never [UNK]) and
 initialise each new embedding with the mean of the embeddings of the pieces it used to split into,
-so training starts from what the model already knew.
+so training starts from what the model already knew, plus noise at the scale of the base
+embeddings: syllables sharing jamo (가, 각, 갈) would otherwise start as near-identical vectors,
+and a cross-encoder cannot learn exact-match signals between tokens it cannot tell apart.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def tokenizer_stats(tokenizer, texts: list[str]) -> dict[str, float]:
     return {"tokens_per_char": tokens / max(1, sum(len(t) for t in texts)), "unk_rate": unknown / max(1, tokens)}
 
 
-def add_syllables(model, tokenizer, syllables: list[str]) -> int:
+def add_syllables(model, tokenizer, syllables: list[str], seed: int = 13) -> int:
     """Add `syllables` to tokenizer and model; returns how many were new."""
     import torch
     from tokenizers import AddedToken
@@ -55,8 +57,11 @@ def add_syllables(model, tokenizer, syllables: list[str]) -> int:
         inits.append(embeddings[pieces].mean(0) if pieces else embeddings[unk])
     tokenizer.add_tokens([AddedToken(s, normalized=False) for s in new])
     model.resize_token_embeddings(len(tokenizer))
+    generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
+        scale = embeddings.std(dim=0)
         weight = model.get_input_embeddings().weight
         for syllable, init in zip(new, inits, strict=True):
-            weight[tokenizer.convert_tokens_to_ids(syllable)] = init
+            noise = torch.randn(init.shape, generator=generator) * scale
+            weight[tokenizer.convert_tokens_to_ids(syllable)] = init + noise
     return len(new)

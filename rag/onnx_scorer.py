@@ -1,0 +1,82 @@
+"""Cross-encoder inference with ONNX Runtime and int8 weights: the fast path on a laptop CPU.
+
+The model is exported once from its torch weights (torch.onnx, no optimum: optimum pins an older
+transformers than sentence-transformers needs), its MatMul weights quantised to int8 per channel
+(onnxruntime's dynamic quantisation; per-tensor scales moved trained logits by several units), and
+cached by the weights' content hash, so later loads read the .onnx only. What it costs in ranking
+accuracy is measured in bench/README.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag" / "onnx"
+
+
+def _fingerprint(model) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def export_int8(model, tokenizer) -> Path:
+    """The int8 ONNX file for a transformers sequence-classification `model` (built on first use)."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target = _cache_root() / f"{_fingerprint(model)}.int8.onnx"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_suffix(f".{os.getpid()}.tmp")
+    fp32 = target.with_suffix(f".{os.getpid()}.fp32.onnx")
+    features = tokenizer(["query"] * 2, ["a passage"] * 2, padding=True, return_tensors="pt")
+    names = [n for n in INPUTS if n in features]
+    axes = {n: {0: "batch", 1: "tokens"} for n in names} | {"logits": {0: "batch"}}
+    model.eval()
+    with torch.no_grad():
+        torch.onnx.export(
+            model, tuple(features[n] for n in names), str(fp32), input_names=names, output_names=["logits"],
+            dynamic_axes=axes, opset_version=17, dynamo=False,
+        )  # fmt: skip
+    try:
+        quantize_dynamic(str(fp32), str(staging), weight_type=QuantType.QInt8, per_channel=True)
+        staging.rename(target)
+    finally:
+        fp32.unlink(missing_ok=True)
+        staging.unlink(missing_ok=True)
+    return target
+
+
+class OnnxScorer:
+    """Logits for (query, passage) pairs from an ONNX Runtime session."""
+
+    def __init__(self, path: Path, tokenizer, max_length: int, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def predict(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        features = self.tokenizer(
+            [q for q, _ in pairs], [p for _, p in pairs], padding=True, truncation="longest_first",
+            max_length=self.max_length, return_tensors="np",
+        )  # fmt: skip
+        feed = {name: features[name].astype(np.int64) for name in self.inputs}
+        return self.session.run(None, feed)[0].reshape(-1)
