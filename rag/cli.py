@@ -106,7 +106,7 @@ def _sources_table(answer) -> Table:
     table = Table(title="Sources (most relevant first)", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("source", overflow="fold")  # a path is worth more than a tidy table
-    for name in ("page", "retrieval", "rerank", "sigmoid", "relative"):
+    for name in ("page", "retrieval", "rerank", "sigmoid", "relative", "final"):
         table.add_column(name, justify="right")
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     for rank, hit in enumerate(answer.sources, 1):
@@ -118,6 +118,7 @@ def _sources_table(answer) -> Table:
             fmt(hit.rerank_score),
             fmt(hit.rerank_prob),
             fmt(hit.rerank_relative),
+            fmt(hit.final_score),
         )
     return table
 
@@ -143,6 +144,7 @@ def answer_json(answer) -> dict:
                 "rerank_score": hit.rerank_score,
                 "rerank_sigmoid": hit.rerank_prob,
                 "rerank_relative": hit.rerank_relative,
+                "final_score": hit.final_score,
             }
             for rank, hit in enumerate(answer.sources, 1)
         ],

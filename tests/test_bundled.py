@@ -1,0 +1,100 @@
+"""The bundled Korean + English reranker: compact storage, offline assembly, ranking, ONNX int8."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from rag import bundled
+from rag.errors import RagError
+from rag.reranker import Reranker
+
+PAIRS = [  # (query, passages); the answer is always the second passage
+    (
+        "연체료는 하루에 얼마인가요?",
+        ["주차는 처음 두 시간 무료입니다.", "연체료는 책 한 권당 하루 100원입니다.", "본관은 밤 10시에 닫습니다."],
+    ),
+    (
+        "How late is the main library open?",
+        ["Late fees are 100 won a day.", "The main library is open until 22:00 on weekdays.", "Parking is free."],
+    ),
+    (
+        "스터디룸은 어떻게 예약하나요?",
+        ["어린이는 다섯 권을 빌립니다.", "스터디룸은 앱에서 하루 전까지 예약합니다.", "희망도서는 세 권입니다."],
+    ),
+]
+
+
+def test_the_package_holds_no_pickle_and_fits_the_size_budget():
+    files = {p.name: p.stat().st_size for p in bundled.FOLDER.iterdir()}
+    assert bundled.WEIGHTS in files and "rag_reranker.json" in files and "README.md" in files
+    assert all(name.endswith((".safetensors", ".json", ".md")) for name in files)
+    assert sum(files.values()) <= 30 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def bundled_reranker() -> Reranker:
+    return Reranker(bundled.NAME)
+
+
+def test_bundled_reranker_loads_offline_by_name_and_ranks_the_answer_first(bundled_reranker):
+    assert bundled_reranker.logit_weight is not None  # the fitted blend ships with it
+    for query, passages in PAIRS:
+        assert int(np.argmax(bundled_reranker.score(query, passages))) == 1, query
+    assert bundled_reranker.model.tokenizer.tokenize("연체료는") == ["연", "체", "료", "는"]
+
+
+def test_assembly_is_cached_and_reproduces_the_packed_weights(tmp_path):
+    first = bundled.assemble(cache_dir=tmp_path)
+    again = bundled.assemble(cache_dir=tmp_path)
+    assert first == again and [p.name for p in tmp_path.iterdir()] == [first.name]  # no staging leftovers
+    full = load_file(str(first / "model.safetensors"))
+    compact = load_file(str(bundled.FOLDER / bundled.WEIGHTS))
+    torch.testing.assert_close(full["classifier.weight"], compact["classifier.weight"].float())
+    assert full[bundled.WORD_EMBEDDINGS].shape[0] == 30522 + compact["added_word_embeddings"].shape[0]
+
+
+def test_pack_round_trip_and_refusal_of_a_changed_base(tmp_path):
+    model_dir = bundled.assemble(cache_dir=tmp_path / "cache")
+    packed = bundled.pack(model_dir, tmp_path / "packed")
+    again = Reranker(str(bundled.assemble(packed, cache_dir=tmp_path / "cache2")))
+    query, passages = PAIRS[0]
+    original = Reranker(str(model_dir))
+    np.testing.assert_allclose(again.score(query, passages), original.score(query, passages), atol=0.02)
+
+    changed = tmp_path / "changed"
+    shutil.copytree(model_dir, changed)
+    state = load_file(str(changed / "model.safetensors"))
+    state[bundled.WORD_EMBEDDINGS][5] += 1.0
+    save_file(state, str(changed / "model.safetensors"))
+    with pytest.raises(RagError, match="differ from the packaged MiniLM"):
+        bundled.pack(changed, tmp_path / "bad")
+
+
+def test_missing_weights_say_how_to_rebuild(tmp_path):
+    with pytest.raises(RagError, match="make reranker"):
+        bundled.assemble(tmp_path, cache_dir=tmp_path / "cache")
+
+
+def test_onnx_int8_backend_ranks_like_torch_and_is_cached(bundled_reranker):
+    fast = Reranker(bundled.NAME, backend="onnx-int8")
+    for query, passages in PAIRS:
+        assert np.argmax(fast.score(query, passages)) == np.argmax(bundled_reranker.score(query, passages))
+    exported = sorted(p.name for p in fast._onnx_path.parent.iterdir())
+    Reranker(bundled.NAME, backend="onnx-int8")  # a second load reuses the exported file
+    assert sorted(p.name for p in fast._onnx_path.parent.iterdir()) == exported
+
+
+def test_unknown_backend_is_a_clear_error():
+    with pytest.raises(RagError, match="onnx-int8"):
+        Reranker(bundled.NAME, backend="tensorrt")
+
+
+def test_blend_file_is_valid_json_with_its_validation_numbers():
+    fitted = json.loads((bundled.FOLDER / "rag_reranker.json").read_text())
+    assert fitted["val_mrr@10"] >= fitted["val_mrr@10_first_stage_only"]
