@@ -30,6 +30,7 @@ SMALL_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
     "rag_reranker.json",
+    "training.json",
     "README.md",
 )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,8 @@ def export_int8(model, tokenizer) -> Path:
     names = [n for n in INPUTS if n in features]
     axes = {n: {0: "batch", 1: "tokens"} for n in names} | {"logits": {0: "batch"}}
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes about shapes that are constant for an encoder
         torch.onnx.export(
             model, tuple(features[n] for n in names), str(fp32), input_names=names, output_names=["logits"],
             dynamic_axes=axes, opset_version=17, dynamo=False,

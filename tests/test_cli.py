@@ -99,3 +99,23 @@ def test_retriever_choice_is_reported(index, monkeypatch, retriever, embedder):
     assert payload["models"]["retriever"] == retriever and payload["models"]["embedder"] == embedder
     if retriever == "bm25":
         assert [Path(s["source"]).name for s in payload["sources"]] == ["대출.txt"]  # only lexical matches
+
+
+@pytest.mark.parametrize(
+    ("question", "source"),
+    [("How much is the late fee?", "fees.txt"), ("성인은 몇 권까지 빌릴 수 있나요?", "대출.txt")],
+)
+def test_bundled_reranker_works_offline_by_name_and_puts_the_answer_first(index, monkeypatch, question, source):
+    server = FaultServer()  # generation fails fast: this test is about the sources
+    server.mode = "500"
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    monkeypatch.setenv("RAG_LLM_MAX_RETRIES", "0")
+    try:
+        args = ["ask", question, "--index", str(index), "--json", "--reranker", "rag-minilm-ko-en"]
+        result = runner.invoke(app, args)
+    finally:
+        server.close()
+    payload = json.loads(result.stdout)
+    assert payload["models"]["reranker"] == "rag-minilm-ko-en" and not payload["warnings"]
+    assert payload["sources"][0]["source"].endswith(source)
+    assert all(s["rerank_score"] is not None and s["final_score"] is not None for s in payload["sources"])
