@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag import bundled
 from rag.errors import RagError
 from rag.hits import Hit
 from rag.hub import load_model
@@ -76,8 +77,6 @@ def read_logit_weight(model_dir: Path) -> float | None:
 
 def resolve_reranker(name: str) -> str:
     """Bundled model → its assembled folder; preset short name → hub id; else a hub id or path as given."""
-    from rag import bundled
-
     if name == bundled.NAME:
         return str(bundled.assemble())
     return PRESETS.get(name, name)
@@ -93,14 +92,15 @@ class Reranker:
         from sentence_transformers import CrossEncoder
 
         self.name = name
-        self.model_id = resolve_reranker(name)
+        self.path = resolve_reranker(name)  # what loads: a hub id or a folder
+        self.model_id = name if name == bundled.NAME else self.path  # what is reported
         self.batch_size = batch_size
         try:
-            self.model = load_model(CrossEncoder, self.model_id, device="cpu", max_length=max_length)
+            self.model = load_model(CrossEncoder, self.path, device="cpu", max_length=max_length)
         except (OSError, ValueError) as exc:
-            where = "local folder" if Path(self.model_id).exists() else "hub id"
+            where = "local folder" if Path(self.path).exists() else "hub id"
             raise RerankerUnavailable(
-                f"reranker '{name}' ({where} {self.model_id}) could not be loaded: "
+                f"reranker '{name}' ({where} {self.path}) could not be loaded: "
                 f"{str(exc).splitlines()[0].rstrip('.')}. Fix: download it once with network access (it is then "
                 "cached), point RAG_RERANKER at a local copy, or use --reranker none"
             ) from exc
@@ -114,7 +114,7 @@ class Reranker:
 
             self._onnx_path = export_int8(self.model.model, self.model.tokenizer)
             self._onnx = OnnxScorer(self._onnx_path, self.model.tokenizer, max_length)
-        local = Path(self.model_id)
+        local = Path(self.path)
         self.logit_weight = read_logit_weight(local) if local.is_dir() else None
 
     def score(self, query: str, passages: list[str]) -> np.ndarray:
