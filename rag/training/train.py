@@ -58,14 +58,21 @@ def _set_seeds(seed: int) -> None:
 
 
 def build_model(cfg: TrainConfig, train: list[Example]):
-    """The base as a 1-logit cross-encoder, with Hangul syllables added to its vocabulary."""
+    """The base as a 1-logit cross-encoder, with Hangul syllables added to its vocabulary.
+
+    The base may be a reranker name too (the bundled rag-minilm-ko-en, a preset): fine-tuning the
+    bundled model on your own pairs starts from its Korean; its syllables are then base vocabulary
+    and stay frozen like the rest.
+    """
     quiet_libraries()
     from sentence_transformers import CrossEncoder
 
     from rag.embedder import resolve_model_path
+    from rag.reranker import resolve_reranker
     from rag.training.vocab import add_syllables, common_syllables, frequent_syllables
 
-    model = CrossEncoder(resolve_model_path(cfg.base), num_labels=1, max_length=cfg.max_length, device="cpu")
+    path = resolve_model_path(resolve_reranker(cfg.base))
+    model = CrossEncoder(path, num_labels=1, max_length=cfg.max_length, device="cpu")
     base_vocab = len(model.tokenizer)
     if cfg.syllables:
         texts = (t for e in train for t in [e.query, *e.positives])
