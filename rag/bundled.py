@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from rag.errors import RagError
+from rag.settings import cache_root
 
 NAME = "rag-minilm-ko-en"
 FOLDER = Path(__file__).parent / "models" / NAME
@@ -74,7 +75,7 @@ def assemble(folder: Path = FOLDER, cache_dir: Path | None = None) -> Path:
     if not (folder / WEIGHTS).is_file():
         raise RagError(f"{folder}: no {WEIGHTS}; rebuild the bundled reranker with `make reranker`")
     digest = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()[:12]
-    cache_dir = cache_dir or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag" / "models"
+    cache_dir = cache_dir or cache_root() / "models"
     target = cache_dir / f"{folder.name}-{digest}"
     if (target / "model.safetensors").is_file():
         return target

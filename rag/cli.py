@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,6 +17,10 @@ from rich.table import Table
 from rag.errors import RagError
 from rag.quiet import quiet_libraries
 from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from ingest.writer import Progress as ProgressFn
+    from rag.training.data import Example
 
 app = typer.Typer(help="Answer questions over your own documents, with sources.", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -334,7 +338,9 @@ def reranker_train(
     )
 
 
-def _training_data(data: list[Path], settings: Settings, val_size: int, seed: int, negatives: int, progress):
+def _training_data(
+    data: list[Path], settings: Settings, val_size: int, seed: int, negatives: int, progress: ProgressFn
+) -> tuple[list[list[Example]], list[Example], list[Example]]:
     """Examples per file (negatives mined within each file's passages) and the seeded split."""
     from rag.training.data import mine_negatives, read_examples, split_validation
 
@@ -348,7 +354,9 @@ def _training_data(data: list[Path], settings: Settings, val_size: int, seed: in
     return files, training, validation
 
 
-def _calibrate(model_dir: Path, files, validation, settings: Settings, progress) -> dict:
+def _calibrate(
+    model_dir: Path, files: list[list[Example]], validation: list[Example], settings: Settings, progress: ProgressFn
+) -> dict:
     from rag.training.calibrate import calibrate
 
     fitted = calibrate(model_dir, files, validation, settings, progress)

@@ -16,11 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.settings import cache_root
+
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag" / "onnx"
 
 
 def _fingerprint(model) -> str:
@@ -36,7 +34,7 @@ def export_int8(model, tokenizer) -> Path:
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    target = _cache_root() / f"{_fingerprint(model)}.int8.onnx"
+    target = cache_root() / "onnx" / f"{_fingerprint(model)}.int8.onnx"
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

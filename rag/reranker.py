@@ -93,7 +93,7 @@ class Reranker:
 
         self.name = name
         self.path = resolve_reranker(name)  # what loads: a hub id or a folder
-        self.model_id = name if name == bundled.NAME else self.path  # what is reported
+        self.model_id = PRESETS.get(name, name)  # what is reported: the name given, presets as hub ids
         self.batch_size = batch_size
         try:
             self.model = load_model(CrossEncoder, self.path, device="cpu", max_length=max_length)

@@ -19,9 +19,13 @@ def _xdg(variable: str, fallback: str) -> Path:
     return Path(os.environ.get(variable) or Path.home() / fallback)
 
 
+def cache_root() -> Path:
+    """Where rebuildable things go (evaluation indexes, assembled and exported models): XDG cache."""
+    return _xdg("XDG_CACHE_HOME", ".cache") / "rag"
+
+
 def default_eval_cache_dir() -> Path:
-    """Evaluation indexes are rebuildable caches, so they live in the XDG cache folder."""
-    return _xdg("XDG_CACHE_HOME", ".cache") / "rag" / "eval"
+    return cache_root() / "eval"
 
 
 def default_index_dir() -> Path:

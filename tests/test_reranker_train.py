@@ -33,6 +33,13 @@ FACTS = [
 ]
 
 
+def _pairs_file(folder: Path) -> Path:
+    data = folder / "pairs.jsonl"
+    lines = (json.dumps({"query": q, "positives": [p]}, ensure_ascii=False) + "\n" for q, p in FACTS)
+    data.write_text("".join(lines), encoding="utf-8")
+    return data
+
+
 def test_msmarco_reader_keeps_the_training_split_only(tmp_path):
     rows = [{"id": i, "query": f"q{i}", "positive": [f"p{i}"]} for i in (7, 8, 14, 15)]
     path = tmp_path / "msmarco_eng.json"
@@ -61,11 +68,7 @@ def test_syllable_lists():
 
 def test_training_a_reranker_end_to_end_and_resuming(tmp_path, monkeypatch):
     monkeypatch.setenv("RAG_EVAL_CACHE_DIR", str(tmp_path / "cache"))
-    data = tmp_path / "pairs.jsonl"
-    data.write_text(
-        "".join(json.dumps({"query": q, "positives": [p]}, ensure_ascii=False) + "\n" for q, p in FACTS),
-        encoding="utf-8",
-    )
+    data = _pairs_file(tmp_path)
     out = tmp_path / "out"
 
     def args(steps: int) -> list[str]:
@@ -99,11 +102,7 @@ def test_training_a_reranker_end_to_end_and_resuming(tmp_path, monkeypatch):
 
 def test_fine_tuning_the_bundled_reranker_starts_from_its_korean(tmp_path, monkeypatch):
     monkeypatch.setenv("RAG_EVAL_CACHE_DIR", str(tmp_path / "cache"))
-    data = tmp_path / "pairs.jsonl"
-    data.write_text(
-        "".join(json.dumps({"query": q, "positives": [p]}, ensure_ascii=False) + "\n" for q, p in FACTS),
-        encoding="utf-8",
-    )
+    data = _pairs_file(tmp_path)
     options = {"--out": tmp_path / "out", "--base": "rag-minilm-ko-en", "--val-size": 4, "--negatives": 5,
                "--group": 4, "--max-steps": 2, "--eval-every": 2, "--max-length": 64}  # fmt: skip
     result = runner.invoke(app, ["reranker", "train", str(data), *(str(x) for kv in options.items() for x in kv)])
