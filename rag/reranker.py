@@ -102,7 +102,8 @@ class Reranker:
             raise RerankerUnavailable(
                 f"reranker '{name}' ({where} {self.path}) could not be loaded: "
                 f"{str(exc).splitlines()[0].rstrip('.')}. Fix: download it once with network access (it is then "
-                "cached), point RAG_RERANKER at a local copy, or use --reranker none"
+                f"cached), point RAG_RERANKER at a local copy, use the bundled offline --reranker {bundled.NAME}, "
+                "or --reranker none"
             ) from exc
         self._identity = torch.nn.Identity()
         if backend not in BACKENDS:
