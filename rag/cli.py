@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from rag.errors import RagError
 from rag.quiet import quiet_libraries
@@ -106,25 +106,23 @@ def ingest(
         out.print(f"  [cyan]removed[/] {_display_path(path)}", highlight=False)
 
 
-def _sources_table(answer) -> Table:
-    table = Table(title="Sources (most relevant first)", title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("source", overflow="fold")  # a path is worth more than a tidy table
-    for name in ("page", "retrieval", "rerank", "sigmoid", "relative", "final"):
-        table.add_column(name, justify="right")
-    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+def _print_sources(answer) -> None:
+    """One source per entry, path on its own line: a table folds paths mid-name on an 80-column
+    terminal (seven score columns leave the path 13 characters), and a folded path cannot be copied."""
+    out.print("Sources (most relevant first)", style="bold", highlight=False)
     for rank, hit in enumerate(answer.sources, 1):
-        table.add_row(
-            f"[{rank}]",
-            _display_path(hit.source),
-            str(hit.chunk.page or "-"),
-            fmt(hit.retrieval_score),
-            fmt(hit.rerank_score),
-            fmt(hit.rerank_prob),
-            fmt(hit.rerank_relative),
-            fmt(hit.final_score),
-        )
-    return table
+        label = escape(f"[{rank}]")
+        page = f"  (page {hit.chunk.page})" if hit.chunk.page else ""
+        out.print(f"[bold]{label}[/] [cyan]{escape(_display_path(hit.source))}[/]{page}", highlight=False)
+        scores = {
+            "retrieval": hit.retrieval_score,
+            "rerank": hit.rerank_score,
+            "sigmoid": hit.rerank_prob,
+            "relative": hit.rerank_relative,
+            "final": hit.final_score,
+        }
+        shown = " · ".join(f"{name} {value:.3f}" for name, value in scores.items() if value is not None)
+        out.print(f"    [dim]{shown}[/]", highlight=False)
 
 
 def answer_json(answer) -> dict:
@@ -174,7 +172,7 @@ def _answer_one(pipeline, question: str, as_json: bool) -> bool:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if answer.error:
         err.print(f"[bold red]error:[/] {answer.error}", highlight=False)
-    out.print(_sources_table(answer))
+    _print_sources(answer)
     t = answer.timings_ms
     out.print(
         f"[dim]retrieve {t.get('retrieve', 0):.0f} ms · rerank {t.get('rerank', 0):.0f} ms · "
