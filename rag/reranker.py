@@ -83,10 +83,13 @@ def resolve_reranker(name: str) -> str:
 
 
 BACKENDS = ("torch", "onnx-int8")
+# Fastest batch per backend (bench/rerank_speed.py): torch amortises its per-call overhead over
+# length-sorted batches; ONNX Runtime with int8 runs one pair at a time with no padding.
+DEFAULT_BATCH = {"torch": 16, "onnx-int8": 1}
 
 
 class Reranker:
-    def __init__(self, name: str, batch_size: int = 16, max_length: int = 512, backend: str = "torch") -> None:
+    def __init__(self, name: str, batch_size: int | None = None, max_length: int = 512, backend: str = "torch") -> None:
         quiet_libraries()
         import torch
         from sentence_transformers import CrossEncoder
@@ -94,7 +97,7 @@ class Reranker:
         self.name = name
         self.path = resolve_reranker(name)  # what loads: a hub id or a folder
         self.model_id = PRESETS.get(name, name)  # what is reported: the name given, presets as hub ids
-        self.batch_size = batch_size
+        self.batch_size = batch_size or DEFAULT_BATCH.get(backend, 16)
         try:
             self.model = load_model(CrossEncoder, self.path, device="cpu", max_length=max_length)
         except (OSError, ValueError) as exc:
@@ -122,16 +125,13 @@ class Reranker:
         """Raw relevance logits for (query, passage) pairs, in the order of `passages`."""
         if not passages:
             return np.zeros(0, dtype=np.float32)
+        if self._onnx:
+            return self._onnx.predict([(query, passage) for passage in passages], self.batch_size)
         order = sorted(range(len(passages)), key=lambda i: len(passages[i]))
         pairs = [(query, passages[i]) for i in order]
-        if self._onnx:
-            size = self.batch_size
-            batches = [pairs[start : start + size] for start in range(0, len(pairs), size)]
-            sorted_scores = np.concatenate([self._onnx.predict(batch) for batch in batches])
-        else:
-            sorted_scores = self.model.predict(
-                pairs, batch_size=self.batch_size, activation_fn=self._identity, show_progress_bar=False
-            )
+        sorted_scores = self.model.predict(
+            pairs, batch_size=self.batch_size, activation_fn=self._identity, show_progress_bar=False
+        )
         scores = np.empty(len(passages), dtype=np.float32)
         scores[order] = np.asarray(sorted_scores, dtype=np.float32).reshape(len(passages))
         return scores
@@ -161,7 +161,9 @@ class Reranker:
 
 
 @lru_cache(maxsize=4)
-def load_reranker(name: str, batch_size: int = 16, max_length: int = 512, backend: str = "torch") -> Reranker | None:
+def load_reranker(
+    name: str, batch_size: int | None = None, max_length: int = 512, backend: str = "torch"
+) -> Reranker | None:
     """None for `none`; cached so a chat session loads each model once."""
     if name.strip().lower() in NO_RERANK:
         return None

@@ -90,6 +90,16 @@ def test_onnx_int8_backend_ranks_like_torch_and_is_cached(bundled_reranker):
     assert sorted(p.name for p in fast._onnx_path.parent.iterdir()) == exported
 
 
+def test_onnx_scores_follow_the_passages_whatever_their_order_or_batch():
+    one = Reranker(bundled.NAME, backend="onnx-int8")  # batch 1 by default: each pair runs alone
+    assert one.batch_size == 1
+    for query, passages in PAIRS:
+        forward = one.score(query, passages)
+        np.testing.assert_array_equal(one.score(query, passages[::-1]), forward[::-1])
+        batched = Reranker(bundled.NAME, batch_size=4, backend="onnx-int8").score(query, passages)
+        assert np.argmax(batched) == np.argmax(forward)
+
+
 def test_unknown_backend_is_a_clear_error():
     with pytest.raises(RagError, match="onnx-int8"):
         Reranker(bundled.NAME, backend="tensorrt")
