@@ -77,8 +77,7 @@ class OnnxScorer:
         """Logits in the order of `pairs`.
 
         All pairs are tokenized in one call, then run in batches of similar token length padded by
-        hand: batch 1 wastes no padding and, with int8 activations scaled per run, was the fastest
-        (bench/README.md).
+        hand (batch 1 wastes no padding at all).
         """
         features = self.tokenizer(
             [q for q, _ in pairs], [p for _, p in pairs], truncation="longest_first", max_length=self.max_length

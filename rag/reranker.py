@@ -83,9 +83,11 @@ def resolve_reranker(name: str) -> str:
 
 
 BACKENDS = ("torch", "onnx-int8")
-# Fastest batch per backend (bench/rerank_speed.py): torch amortises its per-call overhead over
-# length-sorted batches; ONNX Runtime with int8 runs one pair at a time with no padding.
-DEFAULT_BATCH = {"torch": 16, "onnx-int8": 1}
+# Batch per backend (bench/rerank_speed.py): torch amortises its per-call overhead over
+# length-sorted batches of 16; ONNX Runtime with int8 is fastest one pair at a time (no padding),
+# but its activation scales are then per pair, which cost KorQuAD 0.004 mrr@10 more than batches of
+# 4 (bench/README.md): 4 is the fastest setting within a point of torch.
+DEFAULT_BATCH = {"torch": 16, "onnx-int8": 4}
 
 
 class Reranker:

@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     candidates: int = 20
     top_n: int = 4
     reranker: str = "bge-reranker-v2-m3"
-    rerank_batch_size: int | None = None  # None: the backend's fastest (torch 16, onnx-int8 1)
+    rerank_batch_size: int | None = None  # None: per backend (torch 16, onnx-int8 4)
     rerank_max_length: int = 512
     rerank_backend: str = "torch"
 
