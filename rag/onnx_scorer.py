@@ -10,6 +10,7 @@ accuracy is measured in bench/README.md.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -51,7 +52,11 @@ def export_int8(model, tokenizer) -> Path:
             dynamic_axes=axes, opset_version=17, dynamo=False,
         )  # fmt: skip
     try:
-        quantize_dynamic(str(fp32), str(staging), weight_type=QuantType.QInt8, per_channel=True)
+        logging.disable(logging.WARNING)  # onnxruntime logs a pre-processing hint on the root logger
+        try:
+            quantize_dynamic(str(fp32), str(staging), weight_type=QuantType.QInt8, per_channel=True)
+        finally:
+            logging.disable(logging.NOTSET)
         staging.rename(target)
     finally:
         fp32.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -81,8 +82,9 @@ def test_missing_weights_say_how_to_rebuild(tmp_path):
         bundled.assemble(tmp_path, cache_dir=tmp_path / "cache")
 
 
-def test_onnx_int8_backend_ranks_like_torch_and_is_cached(bundled_reranker):
+def test_onnx_int8_backend_ranks_like_torch_and_is_cached(bundled_reranker, caplog):
     fast = Reranker(bundled.NAME, backend="onnx-int8")
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]  # a quiet first use
     for query, passages in PAIRS:
         assert np.argmax(fast.score(query, passages)) == np.argmax(bundled_reranker.score(query, passages))
     exported = sorted(p.name for p in fast._onnx_path.parent.iterdir())
