@@ -87,18 +87,19 @@ class OnnxScorer:
         features = self.tokenizer(
             [q for q, _ in pairs], [p for _, p in pairs], truncation="longest_first", max_length=self.max_length
         )
-        pad = {"input_ids": self.tokenizer.pad_token_id or 0}
-        order = sorted(range(len(pairs)), key=lambda i: len(features["input_ids"][i]))
+        ids = features["input_ids"]
+        order = sorted(range(len(pairs)), key=lambda i: len(ids[i]))
+        size = max(1, batch_size)
         scores = np.empty(len(pairs), dtype=np.float32)
-        for start in range(0, len(order), max(1, batch_size)):
-            rows = order[start : start + max(1, batch_size)]
-            width = max(len(features["input_ids"][i]) for i in rows)
+        for start in range(0, len(order), size):
+            rows = order[start : start + size]
+            width = max(len(ids[i]) for i in rows)
             feed = {}
-            for name in self.inputs:
-                batch = np.full((len(rows), width), pad.get(name, 0), dtype=np.int64)
+            for name in self.inputs:  # pad by hand: only input_ids pads with a non-zero id
+                fill = (self.tokenizer.pad_token_id or 0) if name == "input_ids" else 0
+                batch = np.full((len(rows), width), fill, dtype=np.int64)
                 for r, i in enumerate(rows):
-                    values = features[name][i]
-                    batch[r, : len(values)] = values
+                    batch[r, : len(ids[i])] = features[name][i]
                 feed[name] = batch
             scores[rows] = self.session.run(None, feed)[0].reshape(-1)
         return scores

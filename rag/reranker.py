@@ -83,10 +83,9 @@ def resolve_reranker(name: str) -> str:
 
 
 BACKENDS = ("torch", "onnx-int8")
-# Batch per backend (bench/rerank_speed.py): torch amortises its per-call overhead over
-# length-sorted batches of 16; ONNX Runtime with int8 is fastest one pair at a time (no padding),
-# but its activation scales are then per pair, which cost KorQuAD 0.004 mrr@10 more than batches of
-# 4 (bench/README.md): 4 is the fastest setting within a point of torch.
+# Batch per backend (bench/README.md): torch amortises its per-call overhead over length-sorted
+# batches of 16; ONNX Runtime with int8 was fastest in batches of 4 (3.3x LangChain, against 2.9x
+# one pair at a time, which also cost KorQuAD 0.004 mrr@10 more: int8 scales activations per run).
 DEFAULT_BATCH = {"torch": 16, "onnx-int8": 4}
 
 
