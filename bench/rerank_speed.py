@@ -2,7 +2,7 @@
 
     python bench/rerank_speed.py [--model PATH] [--queries 30] [--candidates 20]
 
-The model defaults to the bundled reranker (rag-minilm-ko-en, assembled offline).
+The model defaults to the bundled reranker (rag-e5-ko-en, assembled offline).
 
 Candidates are the default (hybrid) top-20 of HotpotQA questions from ../shared (docs_corpus
 questions when it is absent). Every query is reranked by each variant in turn, so machine load hits

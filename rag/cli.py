@@ -289,7 +289,7 @@ app.add_typer(reranker_app, name="reranker")
 def reranker_train(
     data: Annotated[list[Path], typer.Argument(help="jsonl of {query, positives, negatives?} or MS MARCO json")],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (model/ is the CrossEncoder)")],
-    base: Annotated[str, typer.Option(help="Base model: hub id or path")] = "sentence-transformers/all-MiniLM-L6-v2",
+    base: Annotated[str, typer.Option(help="Base model: hub id, path or reranker name")] = "multilingual-e5-small",
     max_steps: Annotated[int, typer.Option(help="Training steps")] = 1500,
     val_size: Annotated[int, typer.Option(help="Held-out queries for early stopping")] = 200,
     negatives: Annotated[int, typer.Option(help="Hard negatives mined per query (0: use those given)")] = 15,
@@ -320,7 +320,7 @@ def reranker_train(
         blend = _calibrate(out_dir / "model", files, validation, settings, progress)
     model_dir = out_dir / "model"
     info = {
-        "syllables": syllables,
+        "syllables": cfg.syllables,
         "data": [str(p) for p in data],
         "train": len(training),
         "val": len(validation),

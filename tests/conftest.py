@@ -20,11 +20,22 @@ quiet_libraries()
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path_factory):
-    """No user .env, endpoint or index folder leaks into a test."""
+    """No user .env, endpoint or index folder leaks into a test.
+
+    Each test gets its own cache, except for the content-addressed model folders (assembled and
+    converted models, ONNX exports): those are shared, as one user's runs share them, so the
+    470 MB multilingual-e5 base is built once per session rather than once per test.
+    """
     for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "RAG_LLM_BASE_URL", "RAG_LLM_API_KEY", "RAG_LLM_MODEL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg")))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    cache = tmp_path_factory.mktemp("xdg-cache")
+    for shared in ("models", "onnx"):
+        folder = tmp_path_factory.getbasetemp() / f"shared-{shared}"
+        folder.mkdir(exist_ok=True)
+        (cache / "rag").mkdir(exist_ok=True)
+        (cache / "rag" / shared).symlink_to(folder)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 

@@ -111,11 +111,11 @@ def test_bundled_reranker_works_offline_by_name_and_puts_the_answer_first(index,
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)
     monkeypatch.setenv("RAG_LLM_MAX_RETRIES", "0")
     try:
-        args = ["ask", question, "--index", str(index), "--json", "--reranker", "rag-minilm-ko-en"]
+        args = ["ask", question, "--index", str(index), "--json", "--reranker", "rag-e5-ko-en"]
         result = runner.invoke(app, args)
     finally:
         server.close()
     payload = json.loads(result.stdout)
-    assert payload["models"]["reranker"] == "rag-minilm-ko-en" and not payload["warnings"]
+    assert payload["models"]["reranker"] == "rag-e5-ko-en" and not payload["warnings"]
     assert payload["sources"][0]["source"].endswith(source)
     assert all(s["rerank_score"] is not None and s["final_score"] is not None for s in payload["sources"])

@@ -9,8 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag import bundled
 from rag.hits import Hit
-from rag.reranker import PRESETS, Reranker, RerankerUnavailable, blend, load_reranker, resolve_reranker
+from rag.reranker import (
+    PRESETS,
+    Reranker,
+    RerankerUnavailable,
+    blend,
+    load_reranker,
+    reranker_options,
+    resolve_reranker,
+)
+from rag.settings import Settings
 from rag.store import StoredChunk
 
 QUERY = "How many books can an adult borrow?"
@@ -126,3 +136,15 @@ def test_a_broken_blend_file_is_named_in_the_error(cross_encoder_dir, tmp_path, 
     with pytest.raises(RerankerUnavailable, match=r"rag_reranker\.json") as info:
         Reranker(str(folder))
     assert "\n" not in str(info.value)
+
+
+def test_the_bundled_reranker_runs_as_measured_unless_the_settings_say_otherwise(monkeypatch):
+    assert reranker_options(Settings(), bundled.NAME) == {"batch_size": None, "max_length": 256, "backend": "onnx-int8"}
+    assert reranker_options(Settings(), "BAAI/bge-reranker-v2-m3") == {
+        "batch_size": None,
+        "max_length": 512,
+        "backend": "torch",
+    }
+    monkeypatch.setenv("RAG_RERANK_BACKEND", "torch")
+    monkeypatch.setenv("RAG_RERANK_MAX_LENGTH", "384")
+    assert reranker_options(Settings(), bundled.NAME) == {"batch_size": None, "max_length": 384, "backend": "torch"}

@@ -72,8 +72,9 @@ def test_training_a_reranker_end_to_end_and_resuming(tmp_path, monkeypatch):
     out = tmp_path / "out"
 
     def args(steps: int) -> list[str]:
-        options = {"--out": out, "--val-size": 3, "--negatives": 5, "--group": 4, "--max-steps": steps,
-                   "--eval-every": 2, "--syllables": 50, "--max-length": 64}  # fmt: skip
+        options = {"--out": out, "--base": "sentence-transformers/all-MiniLM-L6-v2", "--val-size": 3,
+                   "--negatives": 5, "--group": 4, "--max-steps": steps, "--eval-every": 2, "--syllables": 50,
+                   "--max-length": 64}  # fmt: skip
         return ["reranker", "train", str(data), *(str(x) for item in options.items() for x in item)]
 
     result = runner.invoke(app, args(4))
@@ -103,12 +104,14 @@ def test_training_a_reranker_end_to_end_and_resuming(tmp_path, monkeypatch):
 def test_fine_tuning_the_bundled_reranker_starts_from_its_korean(tmp_path, monkeypatch):
     monkeypatch.setenv("RAG_EVAL_CACHE_DIR", str(tmp_path / "cache"))
     data = _pairs_file(tmp_path)
-    options = {"--out": tmp_path / "out", "--base": "rag-minilm-ko-en", "--val-size": 4, "--negatives": 5,
+    options = {"--out": tmp_path / "out", "--base": "rag-e5-ko-en", "--val-size": 4, "--negatives": 5,
                "--group": 4, "--max-steps": 2, "--eval-every": 2, "--max-length": 64}  # fmt: skip
     result = runner.invoke(app, ["reranker", "train", str(data), *(str(x) for kv in options.items() for x in kv)])
     assert result.exit_code == 0, result.output
-    start = json.loads((tmp_path / "out" / "training.json").read_text())["history"][0]["val_mrr@10"]
-    assert start >= 0.5  # it ranks these pairs before any step: the bundled model already reads Korean
+    state = json.loads((tmp_path / "out" / "training.json").read_text())
+    assert state["history"][0]["val_mrr@10"] >= 0.5  # it ranks these pairs before any step
+    assert state["config"]["syllables"] == 0  # it reads Hangul already: no syllables added
+    assert "Vocabulary as the base's" in (tmp_path / "out" / "model" / "README.md").read_text(encoding="utf-8")
 
 
 def test_too_few_queries_is_a_clear_error(tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.table import Table
 
 from rag.eval.runner import Experiment, Run
+from rag.reranker import NO_RERANK, reranker_options
 
 TABLE_METRICS = ("hit@1", "hit@5", "mrr@10", "ndcg@10", "recall@20")
 GENERATION_METRICS = ("exact_match", "f1", "rouge_l", "unanswerable_declined", "judge_correct")
@@ -25,7 +26,7 @@ def report_dict(x: Experiment) -> dict:
             "chunk_size": s.chunk_size,
             "chunk_overlap": s.chunk_overlap,
             "top_n": s.top_n,
-            "rerank_max_length": s.rerank_max_length,
+            "rerank": {name: reranker_options(s, name) for name in x.rerankers if name.lower() not in NO_RERANK},
             "retrievers": x.retrievers,
             "rerankers": x.rerankers,
             "candidates": x.candidates,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.writer import Progress
-from rag.reranker import BLEND_FILE, Reranker, blend
+from rag.reranker import BLEND_FILE, Reranker, blend, reranker_options
 from rag.retrieval import open_retriever
 from rag.settings import Settings
 from rag.training.data import Example, corpus_index, passage_id
@@ -92,7 +92,7 @@ def calibrate(
     progress: Progress | None = None,
 ) -> dict:
     """Fit the weight for the model in `model_dir` and write it next to the model."""
-    reranker = Reranker(str(model_dir), settings.rerank_batch_size, settings.rerank_max_length, settings.rerank_backend)
+    reranker = Reranker(str(model_dir), **reranker_options(settings, str(model_dir)))
     rows = score_validation(reranker, files, validation, settings, progress)
     fitted = fit_weight(rows) | {"retriever": settings.retriever, "candidates": settings.candidates}
     (model_dir / BLEND_FILE).write_text(json.dumps(fitted, indent=2), encoding="utf-8")

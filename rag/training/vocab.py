@@ -43,6 +43,15 @@ def tokenizer_stats(tokenizer, texts: list[str]) -> dict[str, float]:
     return {"tokens_per_char": tokens / max(1, sum(len(t) for t in texts)), "unk_rate": unknown / max(1, tokens)}
 
 
+def reads_hangul(tokenizer) -> bool:
+    """True when the vocabulary already holds Korean (no [UNK], under a token per character).
+
+    XLM-R's pieces (multilingual-e5-small) or a model that already got its syllables need none added.
+    """
+    stats = tokenizer_stats(tokenizer, ["대한민국의 수도는 서울이고, 뉴진스는 2022년에 데뷔했다."])
+    return stats["unk_rate"] == 0 and stats["tokens_per_char"] <= 1.0
+
+
 def add_syllables(model, tokenizer, syllables: list[str], seed: int = 13) -> int:
     """Add `syllables` to tokenizer and model; returns how many were new."""
     import torch
