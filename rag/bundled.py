@@ -86,9 +86,11 @@ def pack(model_dir: Path, base: str, out_dir: Path = FOLDER) -> Path:
             compact[f"scale:{name}"] = scale.half()
         else:
             compact[f"full:{name}"] = tensor.half()
+    if out_dir.resolve() == model_dir.resolve():
+        raise RagError(f"{out_dir}: pack into another folder than the model's own")
     out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.iterdir():
-        old.unlink()
+    for name in (WEIGHTS, *SMALL_FILES):  # a previous pack's files only: nothing else is ours to delete
+        (out_dir / name).unlink(missing_ok=True)
     compact = {name: tensor.contiguous() for name, tensor in compact.items()}
     files = [name for name in SMALL_FILES if (model_dir / name).is_file()]
     save_file(compact, str(out_dir / WEIGHTS), metadata={"base": base, "files": json.dumps(files)})

@@ -77,6 +77,9 @@ def test_pack_round_trip_keeps_the_scores_and_refuses_a_model_not_built_on_the_b
     for query, passages in PAIRS:
         np.testing.assert_allclose(again.score(query, passages), original.score(query, passages), atol=0.01)
 
+    with pytest.raises(RagError, match="another folder"):  # would delete the model it reads
+        bundled.pack(model_dir, multilingual_e5.NAME, model_dir)
+
     shrunk = tmp_path / "shrunk"
     shutil.copytree(model_dir, shrunk)
     state = load_file(str(shrunk / "model.safetensors"))
