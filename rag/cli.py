@@ -302,9 +302,13 @@ def reranker_train(
     syllables: Annotated[int, typer.Option(help="Frequent Hangul syllables to add (0: none)")] = 3000,
     embedding_lr_scale: Annotated[float, typer.Option(help="Learning-rate multiplier of added syllables")] = 20.0,
     seed: Annotated[int, typer.Option(help="Seed for sampling and the validation split")] = 13,
+    lengthen: Annotated[
+        float, typer.Option(help="Share of training queries whose passages are padded with other queries' text")
+    ] = 0.0,
 ) -> None:
     """Fine-tune a cross-encoder on your Q&A pairs, with hard negatives mined by our retrieval."""
-    from rag.training.card import write_card
+    from rag.training.card import kept_mrr, write_card
+    from rag.training.data import lengthen as lengthen_examples
     from rag.training.train import TrainConfig, train
 
     settings = _settings()
@@ -316,7 +320,7 @@ def reranker_train(
     bars, progress = _progress_bars()
     with bars:
         files, training, validation = _training_data(data, settings, val_size, seed, negatives, progress)
-        state = train(training, validation, cfg, progress)
+        state = train(lengthen_examples(training, lengthen, seed), validation, cfg, progress)
         blend = _calibrate(out_dir / "model", files, validation, settings, progress)
     model_dir = out_dir / "model"
     info = {
@@ -325,13 +329,14 @@ def reranker_train(
         "train": len(training),
         "val": len(validation),
         "negatives": negatives,
+        "lengthen": lengthen,
         "command": "rag reranker train " + " ".join(sys.argv[3:]),
         "blend": blend,
     }
     write_card(model_dir, state, info)
     out.print(
-        f"validation MRR@10 {state['history'][0]['val_mrr@10']:.3f} -> {state['best_mrr']:.3f} "
-        f"(step {state['best_step']} of {state['step']}); model in {model_dir}",
+        f"validation MRR@10 {state['history'][0]['val_mrr@10']:.3f} -> {kept_mrr(state):.3f} "
+        f"(step {state['kept_step']} of {state['step']}); model in {model_dir}",
         highlight=False,
     )
 

@@ -82,11 +82,24 @@ def resolve_reranker(name: str) -> str:
     return PRESETS.get(name, name)
 
 
-BACKENDS = ("torch", "onnx-int8")
+BACKENDS = ("torch", "torch-bf16", "onnx-int8")
 # Batch per backend (bench/README.md): torch amortises its per-call overhead over length-sorted
-# batches of 16; ONNX Runtime with int8 was fastest in batches of 4 (3.3x LangChain, against 2.9x
-# one pair at a time, which also cost KorQuAD 0.004 mrr@10 more: int8 scales activations per run).
-DEFAULT_BATCH = {"torch": 16, "onnx-int8": 4}
+# batches of 16 (bfloat16: 8); ONNX Runtime with int8 was fastest in batches of 4 (3.3x LangChain,
+# against 2.9x one pair at a time, which also cost KorQuAD 0.004 mrr@10 more: int8 scales
+# activations per run).
+DEFAULT_BATCH = {"torch": 16, "torch-bf16": 8, "onnx-int8": 4}
+
+
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (Intel AMX).
+
+    There torch in bfloat16 is both the fastest backend and nearly exact (logits within ~0.03 of
+    float32, against ~0.7 for int8); elsewhere bfloat16 is emulated and slower than float32.
+    """
+    import torch
+
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe and probe())
 
 
 class Reranker:
@@ -114,6 +127,8 @@ class Reranker:
             raise RagError(f"rerank backend '{backend}' is not one of {', '.join(BACKENDS)}")
         self.backend = backend
         self._onnx = None
+        if backend == "torch-bf16":
+            self.model.model.to(torch.bfloat16)
         if backend == "onnx-int8":
             from rag.onnx_scorer import OnnxScorer, export_int8
 
@@ -171,20 +186,23 @@ def load_reranker(
     return Reranker(name, batch_size, max_length, backend)
 
 
-# What a reranker runs with when the settings leave it open: the bundled model was measured with
-# int8 ONNX at 256 tokens (README: same ranking within a point of mrr@10, several times faster);
-# other models keep the safe torch path at 512, their int8 accuracy being unmeasured.
-MODEL_DEFAULTS = {bundled.NAME: {"backend": "onnx-int8", "max_length": 256}}
+# What a reranker runs with when the settings leave it open: the bundled model was measured at
+# 256 tokens with a fast backend (bench/README.md): bfloat16 where the CPU has it natively, else
+# int8 ONNX. Other models keep the safe torch path at 512, their fast-backend accuracy unmeasured.
+MODEL_DEFAULTS = {bundled.NAME: {"backend": "fast", "max_length": 256}}
 GENERIC_DEFAULTS = {"backend": "torch", "max_length": 512}
 
 
 def reranker_options(settings: Settings, name: str) -> dict:
     """Batch size, max_length and backend for `name`: the settings where set, else the model's defaults."""
     preferred = MODEL_DEFAULTS.get(name, GENERIC_DEFAULTS)
+    backend = settings.rerank_backend or preferred["backend"]
+    if backend == "fast":
+        backend = "torch-bf16" if native_bf16() else "onnx-int8"
     return {
         "batch_size": settings.rerank_batch_size,
         "max_length": settings.rerank_max_length or preferred["max_length"],
-        "backend": settings.rerank_backend or preferred["backend"],
+        "backend": backend,
     }
 
 

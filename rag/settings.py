@@ -57,9 +57,9 @@ class Settings(BaseSettings):
     candidates: int = 20
     top_n: int = 4
     reranker: str = "bge-reranker-v2-m3"
-    rerank_batch_size: int | None = None  # None: per backend (torch 16, onnx-int8 4)
+    rerank_batch_size: int | None = None  # None: per backend (rag.reranker.DEFAULT_BATCH)
     rerank_max_length: int | None = None  # None: per model (rag.reranker.MODEL_DEFAULTS; else 512)
-    rerank_backend: str | None = None  # None: per model (the bundled reranker onnx-int8; else torch)
+    rerank_backend: str | None = None  # None: per model (rag.reranker.MODEL_DEFAULTS; else torch)
 
     # generation
     llm_base_url: str | None = Field(default=None, validation_alias=AliasChoices("RAG_LLM_BASE_URL", "OPENAI_BASE_URL"))

@@ -104,6 +104,14 @@ def test_onnx_int8_backend_ranks_like_torch_and_is_cached(bundled_reranker, capl
     assert sorted(p.name for p in fast._onnx_path.parent.iterdir()) == exported
 
 
+def test_bfloat16_backend_scores_like_float32(bundled_reranker):
+    half = Reranker(bundled.NAME, backend="torch-bf16")
+    for query, passages in PAIRS:
+        exact, fast = bundled_reranker.score(query, passages), half.score(query, passages)
+        assert np.argmax(fast) == np.argmax(exact)
+        np.testing.assert_allclose(fast, exact, atol=0.25)  # bfloat16 keeps 8 bits of mantissa
+
+
 def test_onnx_scores_follow_the_passages_whatever_their_order_or_batch():
     one = Reranker(bundled.NAME, batch_size=1, backend="onnx-int8")  # each pair runs alone
     for query, passages in PAIRS:

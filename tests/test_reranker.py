@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from rag import bundled
+from rag import reranker as reranker_module
 from rag.hits import Hit
 from rag.reranker import (
     PRESETS,
@@ -139,7 +140,10 @@ def test_a_broken_blend_file_is_named_in_the_error(cross_encoder_dir, tmp_path, 
 
 
 def test_the_bundled_reranker_runs_as_measured_unless_the_settings_say_otherwise(monkeypatch):
+    monkeypatch.setattr(reranker_module, "native_bf16", lambda: False)  # a laptop CPU without AMX
     assert reranker_options(Settings(), bundled.NAME) == {"batch_size": None, "max_length": 256, "backend": "onnx-int8"}
+    monkeypatch.setattr(reranker_module, "native_bf16", lambda: True)  # a CPU that multiplies bfloat16 natively
+    assert reranker_options(Settings(), bundled.NAME)["backend"] == "torch-bf16"
     assert reranker_options(Settings(), "BAAI/bge-reranker-v2-m3") == {
         "batch_size": None,
         "max_length": 512,

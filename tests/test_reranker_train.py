@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 from rag.cli import app
 from rag.errors import RagError
 from rag.training.calibrate import Scored, fit_weight
-from rag.training.data import Example, read_examples
+from rag.training.data import Example, lengthen, read_examples
 from rag.training.vocab import common_syllables, frequent_syllables
 
 runner = CliRunner()
@@ -60,6 +61,28 @@ def test_jsonl_reader_and_its_errors(tmp_path):
         read_examples(bad)
 
 
+def test_lengthen_hides_each_passage_in_filler_of_its_own_script():
+    examples = [Example(q, [p], [f"{p} (other {n})" for n in range(3)]) for q, p in FACTS]
+    padded = lengthen(examples, share=1.0, seed=3)
+    assert [e.query for e in padded] == [e.query for e in examples]
+    grew = 0
+    for before, after in zip(examples, padded, strict=True):
+        own = set(before.positives) | set(before.negatives)
+        for original, long in zip(before.positives + before.negatives, after.positives + after.negatives):
+            assert original in long  # the passage itself is intact, somewhere inside
+            filler = long.replace(original, "")
+            assert not any(o in filler for o in own)  # never padded with its own query's passages
+            korean = bool(re.search("[가-힣]", original))
+            assert not filler.strip() or bool(re.search("[가-힣]", filler)) == korean  # same script
+            assert len(long) <= (850 // 2 if korean else 850)
+            grew += len(long) > len(original)
+    assert grew > len(examples)  # most passages got longer
+    assert lengthen(examples, share=1.0, seed=3) == padded  # seeded
+    assert lengthen(examples, share=0.0, seed=3) == examples
+    half = lengthen(examples, share=0.5, seed=3)
+    assert 0 < sum(a != b for a, b in zip(examples, half)) < len(examples)
+
+
 def test_syllable_lists():
     assert frequent_syllables(["가나다 가나 가"], 2) == ["가", "나"]
     common = common_syllables()
@@ -74,7 +97,7 @@ def test_training_a_reranker_end_to_end_and_resuming(tmp_path, monkeypatch):
     def args(steps: int) -> list[str]:
         options = {"--out": out, "--base": "sentence-transformers/all-MiniLM-L6-v2", "--val-size": 3,
                    "--negatives": 5, "--group": 4, "--max-steps": steps, "--eval-every": 2, "--syllables": 50,
-                   "--max-length": 64}  # fmt: skip
+                   "--max-length": 64, "--lengthen": 0.5}  # fmt: skip
         return ["reranker", "train", str(data), *(str(x) for item in options.items() for x in item)]
 
     result = runner.invoke(app, args(4))
@@ -83,6 +106,7 @@ def test_training_a_reranker_end_to_end_and_resuming(tmp_path, monkeypatch):
     model_dir = out / "model"
     card = (model_dir / "README.md").read_text(encoding="utf-8")
     assert "non-commercial" in card and "rag reranker train" in card
+    assert "`--lengthen 0.5`: every passage of 50% of the training queries" in card
     assert "blend: logit weight" in result.output and "logit_weight" in card
     assert "logit_weight" in json.loads((model_dir / "rag_reranker.json").read_text())
     state = json.loads((out / "training.json").read_text())

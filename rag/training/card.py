@@ -24,13 +24,14 @@ passage) pair; higher means more relevant. Load it with
 - Training files: {data}
 - {train} training queries, {val} held-out validation queries (seed {seed}), up to {negatives}
   hard negatives per query mined with this project's BM25 and dense retrieval (positives excluded).
+- {lengthened}
 
 ## Training
 - Command: `{command}`
 - Listwise softmax cross-entropy over 1 positive + {group_minus} negatives, {batch} queries per step,
   lr {lr} with {warmup:.0%} warm-up, max_length {max_length}.
-- Stopped at step {step} (best validation MRR@10 {best:.4f} at step {best_step}; before training
-  {start:.4f}); {minutes:.0f} minutes on the CPU.
+- Stopped at step {step}; the weights kept are step {kept_step}'s (validation MRR@10 {kept:.4f}; best
+  {best:.4f} at step {best_step}; before training {start:.4f}); {minutes:.0f} minutes on the CPU.
 
 ## Blend with the first stage
 {blend}
@@ -55,6 +56,15 @@ def _vocabulary_text(syllables: int) -> str:
     )
 
 
+def _lengthen_text(share: float) -> str:
+    if not share:
+        return "Passages as given (no `--lengthen`)."
+    return (
+        f"`--lengthen {share}`: every passage of {share:.0%} of the training queries, positives and negatives\n"
+        "  alike, embedded in passages of other queries, so that length is no cue to relevance."
+    )
+
+
 def _blend_text(blend: dict | None) -> str:
     if not blend:
         return "Not fitted: the reranked order follows the logits alone."
@@ -66,6 +76,11 @@ def _blend_text(blend: dict | None) -> str:
         f"{blend['val_mrr@10_rerank_only']:.4f} with the logits alone, {blend['val_mrr@10']:.4f} blended. "
         "(`rag` applies the blend; plain `CrossEncoder.predict` returns the logits.)"
     )
+
+
+def kept_mrr(state: dict) -> float:
+    """Validation MRR@10 of the weights kept (the best, or the last when none beat the start)."""
+    return next(h["val_mrr@10"] for h in state["history"] if h["step"] == state["kept_step"])
 
 
 def write_card(folder: Path, state: dict, info: dict) -> None:
@@ -81,6 +96,7 @@ def write_card(folder: Path, state: dict, info: dict) -> None:
         val=info["val"],
         seed=cfg["seed"],
         negatives=info["negatives"],
+        lengthened=_lengthen_text(info.get("lengthen", 0.0)),
         command=info["command"],
         group_minus=cfg["group"] - 1,
         batch=cfg["batch_queries"],
@@ -90,6 +106,8 @@ def write_card(folder: Path, state: dict, info: dict) -> None:
         step=state["step"],
         best=state["best_mrr"],
         best_step=state["best_step"],
+        kept_step=state["kept_step"],
+        kept=kept_mrr(state),
         start=state["history"][0]["val_mrr@10"],
         minutes=state["seconds"] / 60,
         blend=_blend_text(info.get("blend")),

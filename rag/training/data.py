@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,6 +109,51 @@ def split_validation(examples: list[Example], size: int, seed: int) -> tuple[lis
     shuffled = examples[:]
     random.Random(seed).shuffle(shuffled)
     return shuffled[size:], shuffled[:size]
+
+
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+
+
+def lengthen(examples: list[Example], share: float, seed: int, max_chars: int = 850) -> list[Example]:
+    """Embed every passage of a seeded `share` of the queries in filler passages of other queries.
+
+    A cross-encoder trained on short passages learns that extra text means irrelevance: ours scored
+    a 401-character KorQuAD paragraph -2.7 for a question its first sentence answers, and that
+    sentence alone +2.7. Padding positives and negatives alike (filler of the same script, the
+    passage at a random place) keeps length from being a cue, so relevance has to come from what
+    the passage says. A padded passage stays under `max_chars` (half that for Korean, which the
+    XLM-R vocabulary reads at ~1.8 characters per token against ~3.9 for English): ~220 tokens,
+    so the passage survives a 256-token cut wherever it lands.
+    """
+    if share <= 0:
+        return examples
+    rng = random.Random(seed)
+    pools: dict[bool, list[str]] = {True: [], False: []}
+    for example in examples:
+        for passage in example.positives + example.negatives:
+            pools[bool(_HANGUL.search(passage))].append(passage)
+
+    def pad(passage: str, own: set[str]) -> str:
+        parts = [passage]
+        korean = bool(_HANGUL.search(passage))
+        pool, budget = pools[korean], max_chars // 2 if korean else max_chars
+        for _ in range(3):
+            filler = rng.choice(pool)
+            if filler in own or len(" ".join(parts)) + 1 + len(filler) > budget:
+                continue
+            parts.insert(rng.randint(0, len(parts)), filler)
+        return " ".join(parts)
+
+    out = []
+    for example in examples:
+        if rng.random() >= share:
+            out.append(example)
+            continue
+        own = set(example.positives) | set(example.negatives)
+        out.append(
+            Example(example.query, [pad(p, own) for p in example.positives], [pad(n, own) for n in example.negatives])
+        )
+    return out
 
 
 def write_examples(examples: list[Example], path: Path) -> None:

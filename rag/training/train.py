@@ -193,11 +193,13 @@ def train(train_set: list[Example], val_set: list[Example], cfg: TrainConfig, pr
             else:
                 state["bad_evals"] += 1
             _save_checkpoint(checkpoint, model, optimizer, scheduler, state)
+    state["kept_step"] = state["best_step"]
+    if not (cfg.out_dir / "model").is_dir():  # no validation beat the starting weights: keep the last ones
+        model.save(str(cfg.out_dir / "model"))
+        state["kept_step"] = state["step"]
     state["seconds"] = state.get("seconds", 0.0) + time.perf_counter() - started
     state["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
     (cfg.out_dir / "training.json").write_text(json.dumps(state, indent=2))
-    if not (cfg.out_dir / "model").is_dir():
-        model.save(str(cfg.out_dir / "model"))
     return state
 
 
