@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+from rag.hangul import HANGUL
+
 _WORD = re.compile(r"\w+")
 _KEEP = {"NNG", "NNP", "NR", "XR", "VV", "VA", "VV-R", "VV-I", "VA-R", "VA-I", "MAG", "SL", "SH", "SN", "W_HASHTAG"}
 
@@ -48,7 +49,7 @@ def _latin(words: list[str]) -> list[str]:
 
 def tokenize(text: str) -> list[str]:
     """BM25 tokens of one text."""
-    if not _HANGUL.search(text):
+    if not HANGUL.search(text):
         return _latin(_WORD.findall(text))
     tokens: list[str] = []
     for token in _kiwi().tokenize(text):

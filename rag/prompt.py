@@ -7,11 +7,8 @@ instructions" cannot steer the answer. The most relevant document comes first an
 
 from __future__ import annotations
 
-import re
-
+from rag.hangul import HANGUL
 from rag.hits import Hit
-
-_HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 SYSTEM = (
     "You answer questions using only the numbered documents the user provides.\n"
@@ -27,7 +24,7 @@ SYSTEM = (
 
 def reply_language(question: str) -> str:
     """Korean for a question written in Hangul, else English: users read answers in their language."""
-    return "Korean (한국어)" if _HANGUL.search(question) else "English"
+    return "Korean (한국어)" if HANGUL.search(question) else "English"
 
 
 def _escape(text: str) -> str:
@@ -37,7 +34,7 @@ def _escape(text: str) -> str:
 def estimate_tokens(text: str) -> int:
     """Upper-bound token estimate that needs no tokenizer: byte-level BPE vocabularies without
     Korean merges spend about two tokens per Hangul syllable, and about one per four Latin chars."""
-    hangul = len(_HANGUL.findall(text))
+    hangul = len(HANGUL.findall(text))
     return 2 * hangul + (len(text) - hangul) // 3 + 1
 
 

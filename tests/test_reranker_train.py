@@ -129,13 +129,17 @@ def test_fine_tuning_the_bundled_reranker_starts_from_its_korean(tmp_path, monke
     monkeypatch.setenv("RAG_EVAL_CACHE_DIR", str(tmp_path / "cache"))
     data = _pairs_file(tmp_path)
     options = {"--out": tmp_path / "out", "--base": "rag-e5-ko-en", "--val-size": 4, "--negatives": 5,
-               "--group": 4, "--max-steps": 2, "--eval-every": 2, "--max-length": 64}  # fmt: skip
+               "--group": 4, "--max-steps": 2, "--eval-every": 2, "--max-length": 64, "--lr": 0}  # fmt: skip
     result = runner.invoke(app, ["reranker", "train", str(data), *(str(x) for kv in options.items() for x in kv)])
     assert result.exit_code == 0, result.output
     state = json.loads((tmp_path / "out" / "training.json").read_text())
     assert state["history"][0]["val_mrr@10"] >= 0.5  # it ranks these pairs before any step
     assert state["config"]["syllables"] == 0  # it reads Hangul already: no syllables added
-    assert "Vocabulary as the base's" in (tmp_path / "out" / "model" / "README.md").read_text(encoding="utf-8")
+    card = (tmp_path / "out" / "model" / "README.md").read_text(encoding="utf-8")
+    assert "Vocabulary as the base's" in card
+    # lr 0: no validation beats the start, so the last weights are kept, and both summaries say so
+    assert state["best_step"] == 0 and state["kept_step"] == 2
+    assert "(step 2 of 2)" in result.output and "the weights kept are step 2's" in card
 
 
 def test_too_few_queries_is_a_clear_error(tmp_path):

@@ -17,8 +17,9 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from rag.hangul import HANGUL
+
 CUTOFFS = (1, 3, 5, 10, 20)
-_HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
 def document_ranking(chunk_sources: Iterable[str]) -> list[str]:
@@ -59,7 +60,7 @@ def retrieval_metrics(ranking: Sequence[str], gold: set[str], max_k: int) -> dic
 
 
 def is_korean(text: str) -> bool:
-    return bool(_HANGUL.search(text))
+    return bool(HANGUL.search(text))
 
 
 def _normalize_en(text: str) -> str:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.writer import IndexWriter, Progress, Record
 from rag.errors import RagError
+from rag.hangul import HANGUL
 from rag.retrieval import BM25Retriever, DenseRetriever
 from rag.settings import Settings
 
@@ -111,9 +111,6 @@ def split_validation(examples: list[Example], size: int, seed: int) -> tuple[lis
     return shuffled[size:], shuffled[:size]
 
 
-_HANGUL = re.compile(r"[\uac00-\ud7a3]")
-
-
 def lengthen(examples: list[Example], share: float, seed: int, max_chars: int = 850) -> list[Example]:
     """Embed every passage of a seeded `share` of the queries in filler passages of other queries.
 
@@ -131,11 +128,11 @@ def lengthen(examples: list[Example], share: float, seed: int, max_chars: int = 
     pools: dict[bool, list[str]] = {True: [], False: []}
     for example in examples:
         for passage in example.positives + example.negatives:
-            pools[bool(_HANGUL.search(passage))].append(passage)
+            pools[bool(HANGUL.search(passage))].append(passage)
 
     def pad(passage: str, own: set[str]) -> str:
         parts = [passage]
-        korean = bool(_HANGUL.search(passage))
+        korean = bool(HANGUL.search(passage))
         pool, budget = pools[korean], max_chars // 2 if korean else max_chars
         for _ in range(3):
             filler = rng.choice(pool)

@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ingest.writer import Progress
 from rag.errors import RagError
+from rag.hangul import HANGUL
 from rag.quiet import quiet_libraries
 from rag.training.data import Example
-
-_HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
 @dataclass
@@ -124,7 +122,7 @@ def validation_mrr(model, examples: list[Example], cfg: TrainConfig) -> dict[str
             rank = ranked.index(0) + 1
             value = 1.0 / rank if rank <= 10 else 0.0
             reciprocal["all"].append(value)
-            reciprocal["hangul" if _HANGUL.search(example.query) else "other"].append(value)
+            reciprocal["hangul" if HANGUL.search(example.query) else "other"].append(value)
     model.model.train()
     return {key: sum(values) / len(values) for key, values in reciprocal.items() if values}
 

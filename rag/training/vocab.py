@@ -11,15 +11,14 @@ and a cross-encoder cannot learn exact-match signals between tokens it cannot te
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable
 
-_SYLLABLE = re.compile(r"[\uac00-\ud7a3]")
+from rag.hangul import HANGUL
 
 
 def frequent_syllables(texts: Iterable[str], top: int) -> list[str]:
-    counts = Counter(ch for text in texts for ch in _SYLLABLE.findall(text))
+    counts = Counter(ch for text in texts for ch in HANGUL.findall(text))
     return [ch for ch, _ in counts.most_common(top)]
 
 
@@ -32,7 +31,7 @@ def common_syllables() -> list[str]:
                 out.append(bytes([lead, trail]).decode("euc-kr"))
             except UnicodeDecodeError:
                 continue
-    return [ch for ch in out if _SYLLABLE.fullmatch(ch)]
+    return [ch for ch in out if HANGUL.fullmatch(ch)]
 
 
 def tokenizer_stats(tokenizer, texts: list[str]) -> dict[str, float]:
