@@ -93,14 +93,16 @@ def pack(model_dir: Path, base: str, out_dir: Path = FOLDER) -> Path:
         (out_dir / name).unlink(missing_ok=True)
     compact = {name: tensor.contiguous() for name, tensor in compact.items()}
     files = [name for name in SMALL_FILES if (model_dir / name).is_file()]
-    save_file(compact, str(out_dir / WEIGHTS), metadata={"base": base, "files": json.dumps(files)})
+    dropped = [name for name in originals if PREFIX + name not in state]  # layers cut by --layers
+    metadata = {"base": base, "files": json.dumps(files), "dropped": json.dumps(dropped)}
+    save_file(compact, str(out_dir / WEIGHTS), metadata=metadata)
     for name in files:
         if not _same_json(model_dir / name, base_dir / name):
             shutil.copyfile(model_dir / name, out_dir / name)
     return out_dir
 
 
-def _unpack(compact: dict, base_dir: Path) -> dict:
+def _unpack(compact: dict, base_dir: Path, dropped: set[str]) -> dict:
     import torch
     from safetensors.torch import load_file
 
@@ -116,7 +118,8 @@ def _unpack(compact: dict, base_dir: Path) -> dict:
         elif kind == "delta":
             state[name] = original + tensor.float() * compact[f"scale:{name}"].float()
     for name, original in originals.items():  # unchanged by training
-        state.setdefault(PREFIX + name, original)
+        if name not in dropped:
+            state.setdefault(PREFIX + name, original)
     return state
 
 
@@ -139,7 +142,7 @@ def assemble(folder: Path = FOLDER, cache_dir: Path | None = None) -> Path:
         raise RagError(f"{weights}: names no base model; rebuild the bundled reranker with `make reranker`")
     base = metadata["base"]
     base_dir = _base_folder(base)
-    state = _unpack(load_file(str(weights)), base_dir)
+    state = _unpack(load_file(str(weights)), base_dir, set(json.loads(metadata.get("dropped", "[]"))))
     staging = cache_dir / f".{target.name}.{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

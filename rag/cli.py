@@ -305,22 +305,24 @@ def reranker_train(
     lengthen: Annotated[
         float, typer.Option(help="Share of training queries whose passages are padded with other queries' text")
     ] = 0.0,
+    layers: Annotated[
+        int | None, typer.Option(help="Keep only the base's first N layers (faster; default: all)")
+    ] = None,
 ) -> None:
     """Fine-tune a cross-encoder on your Q&A pairs, with hard negatives mined by our retrieval."""
     from rag.training.card import kept_mrr, write_card
-    from rag.training.data import lengthen as lengthen_examples
     from rag.training.train import TrainConfig, train
 
     settings = _settings()
     cfg = TrainConfig(
         base=base, out_dir=out_dir, max_steps=max_steps, batch_queries=batch_queries, group=group, lr=lr,
         max_length=max_length, eval_every=eval_every, patience=patience, seed=seed, syllables=syllables,
-        embedding_lr_scale=embedding_lr_scale,
+        embedding_lr_scale=embedding_lr_scale, layers=layers, lengthen=lengthen,
     )  # fmt: skip
     bars, progress = _progress_bars()
     with bars:
         files, training, validation = _training_data(data, settings, val_size, seed, negatives, progress)
-        state = train(lengthen_examples(training, lengthen, seed), validation, cfg, progress)
+        state = train(training, validation, cfg, progress)
         blend = _calibrate(out_dir / "model", files, validation, settings, progress)
     model_dir = out_dir / "model"
     info = {

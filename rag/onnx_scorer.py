@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.pair_batches import INPUTS, length_batches
 from rag.settings import cache_root
-
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def _fingerprint(model) -> str:
@@ -79,27 +78,9 @@ class OnnxScorer:
         self.max_length = max_length
 
     def predict(self, pairs: list[tuple[str, str]], batch_size: int = 1) -> np.ndarray:
-        """Logits in the order of `pairs`.
-
-        All pairs are tokenized in one call, then run in batches of similar token length padded by
-        hand (batch 1 wastes no padding at all).
-        """
-        features = self.tokenizer(
-            [q for q, _ in pairs], [p for _, p in pairs], truncation="longest_first", max_length=self.max_length
-        )
-        ids = features["input_ids"]
-        order = sorted(range(len(pairs)), key=lambda i: len(ids[i]))
-        size = max(1, batch_size)
+        """Logits in the order of `pairs` (batches of similar length: rag.pair_batches)."""
         scores = np.empty(len(pairs), dtype=np.float32)
-        for start in range(0, len(order), size):
-            rows = order[start : start + size]
-            width = max(len(ids[i]) for i in rows)
-            feed = {}
-            for name in self.inputs:  # pad by hand: only input_ids pads with a non-zero id
-                fill = (self.tokenizer.pad_token_id or 0) if name == "input_ids" else 0
-                batch = np.full((len(rows), width), fill, dtype=np.int64)
-                for r, i in enumerate(rows):
-                    batch[r, : len(ids[i])] = features[name][i]
-                feed[name] = batch
+        names = tuple(self.inputs)
+        for rows, feed in length_batches(self.tokenizer, pairs, self.max_length, batch_size, names):
             scores[rows] = self.session.run(None, feed)[0].reshape(-1)
         return scores

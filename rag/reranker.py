@@ -26,6 +26,7 @@ from rag import bundled
 from rag.errors import RagError
 from rag.hits import Hit
 from rag.hub import load_model
+from rag.pair_batches import length_batches
 from rag.quiet import quiet_libraries
 from rag.settings import Settings
 
@@ -112,6 +113,7 @@ class Reranker:
         self.path = resolve_reranker(name)  # what loads: a hub id or a folder
         self.model_id = PRESETS.get(name, name)  # what is reported: the name given, presets as hub ids
         self.batch_size = batch_size or DEFAULT_BATCH.get(backend, 16)
+        self.max_length = max_length
         try:
             self.model = load_model(CrossEncoder, self.path, device="cpu", max_length=max_length)
         except (OSError, ValueError) as exc:
@@ -122,7 +124,6 @@ class Reranker:
                 f"cached), point RAG_RERANKER at a local copy, use the bundled offline --reranker {bundled.NAME}, "
                 "or --reranker none"
             ) from exc
-        self._identity = torch.nn.Identity()
         if backend not in BACKENDS:
             raise RagError(f"rerank backend '{backend}' is not one of {', '.join(BACKENDS)}")
         self.backend = backend
@@ -138,18 +139,25 @@ class Reranker:
         self.logit_weight = read_logit_weight(local) if local.is_dir() else None
 
     def score(self, query: str, passages: list[str]) -> np.ndarray:
-        """Raw relevance logits for (query, passage) pairs, in the order of `passages`."""
+        """Raw relevance logits for (query, passage) pairs, in the order of `passages`.
+
+        Pairs are tokenized once and run in batches of similar token length (rag.pair_batches),
+        straight through the transformers model: CrossEncoder.predict re-tokenizes per batch and,
+        since sentence-transformers 6, interleaves long and short pairs in a batch, which cost
+        ~20% in padding here (bench/README.md).
+        """
         if not passages:
             return np.zeros(0, dtype=np.float32)
+        pairs = [(query, passage) for passage in passages]
         if self._onnx:
-            return self._onnx.predict([(query, passage) for passage in passages], self.batch_size)
-        order = sorted(range(len(passages)), key=lambda i: len(passages[i]))
-        pairs = [(query, passages[i]) for i in order]
-        sorted_scores = self.model.predict(
-            pairs, batch_size=self.batch_size, activation_fn=self._identity, show_progress_bar=False
-        )
+            return self._onnx.predict(pairs, self.batch_size)
+        import torch
+
         scores = np.empty(len(passages), dtype=np.float32)
-        scores[order] = np.asarray(sorted_scores, dtype=np.float32).reshape(len(passages))
+        with torch.inference_mode():
+            for rows, batch in length_batches(self.model.tokenizer, pairs, self.max_length, self.batch_size):
+                logits = self.model.model(**{name: torch.from_numpy(array) for name, array in batch.items()}).logits
+                scores[rows] = logits.float().reshape(-1).numpy()
         return scores
 
     def order(self, hits: list[Hit]) -> list[Hit]:

@@ -89,6 +89,24 @@ def test_pack_round_trip_keeps_the_scores_and_refuses_a_model_not_built_on_the_b
         bundled.pack(shrunk, multilingual_e5.NAME, tmp_path / "bad")
 
 
+def test_a_model_cut_to_fewer_layers_packs_without_the_dropped_layers(tmp_path):
+    from sentence_transformers import CrossEncoder
+
+    from rag.training.train import keep_layers
+
+    model = CrossEncoder(str(bundled.assemble(cache_dir=tmp_path / "cache")))
+    keep_layers(model.model, 8)
+    model.save(str(tmp_path / "cut"))
+    packed = bundled.pack(tmp_path / "cut", multilingual_e5.NAME, tmp_path / "packed")
+    assert not any(".layer.8." in name for name in load_file(str(packed / bundled.WEIGHTS)))
+    assembled = bundled.assemble(packed, cache_dir=tmp_path / "cache2")
+    assert not any(".layer.8." in name for name in load_file(str(assembled / "model.safetensors")))
+    again, original = Reranker(str(assembled)), Reranker(str(tmp_path / "cut"))
+    assert len(again.model.model.base_model.encoder.layer) == 8
+    for query, passages in PAIRS:
+        np.testing.assert_allclose(again.score(query, passages), original.score(query, passages), atol=0.01)
+
+
 def test_missing_weights_say_how_to_rebuild(tmp_path):
     with pytest.raises(RagError, match="make reranker"):
         bundled.assemble(tmp_path, cache_dir=tmp_path / "cache")

@@ -97,7 +97,7 @@ def test_training_a_reranker_end_to_end_and_resuming(tmp_path, monkeypatch):
     def args(steps: int) -> list[str]:
         options = {"--out": out, "--base": "sentence-transformers/all-MiniLM-L6-v2", "--val-size": 3,
                    "--negatives": 5, "--group": 4, "--max-steps": steps, "--eval-every": 2, "--syllables": 50,
-                   "--max-length": 64, "--lengthen": 0.5}  # fmt: skip
+                   "--max-length": 64, "--lengthen": 0.5, "--layers": 4}  # fmt: skip
         return ["reranker", "train", str(data), *(str(x) for item in options.items() for x in item)]
 
     result = runner.invoke(app, args(4))
@@ -111,6 +111,12 @@ def test_training_a_reranker_end_to_end_and_resuming(tmp_path, monkeypatch):
     assert "logit_weight" in json.loads((model_dir / "rag_reranker.json").read_text())
     state = json.loads((out / "training.json").read_text())
     assert state["step"] == 4 and [h["step"] for h in state["history"]] == [0, 2, 4]
+    # --lengthen: validated on the passages as given and padded, kept on the mean of the two
+    for entry in state["history"]:
+        sets = entry["by_set"]
+        assert set(sets) == {"given", "padded"}
+        assert entry["val_mrr@10"] == pytest.approx((sets["given"]["all"] + sets["padded"]["all"]) / 2)
+    assert json.loads((model_dir / "config.json").read_text())["num_hidden_layers"] == 4  # --layers 4 of 6
 
     from sentence_transformers import CrossEncoder
 
@@ -140,6 +146,18 @@ def test_fine_tuning_the_bundled_reranker_starts_from_its_korean(tmp_path, monke
     # lr 0: no validation beats the start, so the last weights are kept, and both summaries say so
     assert state["best_step"] == 0 and state["kept_step"] == 2
     assert "(step 2 of 2)" in result.output and "the weights kept are step 2's" in card
+
+
+def test_keeping_more_layers_than_the_base_has_is_a_clear_error(cross_encoder_dir):
+    from sentence_transformers import CrossEncoder
+
+    from rag.training.train import keep_layers
+
+    model = CrossEncoder(str(cross_encoder_dir))
+    with pytest.raises(RagError, match=r"--layers 7: the base has 6 layers; keep 1 to 6"):
+        keep_layers(model.model, 7)
+    keep_layers(model.model, 2)
+    assert len(model.model.base_model.encoder.layer) == 2 and model.model.config.num_hidden_layers == 2
 
 
 def test_too_few_queries_is_a_clear_error(tmp_path):
