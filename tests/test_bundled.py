@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -117,6 +118,9 @@ def test_onnx_int8_backend_ranks_like_torch_and_is_cached(bundled_reranker, capl
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]  # a quiet first use
     for query, passages in PAIRS:
         assert np.argmax(fast.score(query, passages)) == np.argmax(bundled_reranker.score(query, passages))
+    graph = onnx.load(str(fast._onnx_path), load_external_data=False).graph
+    assert "IsNaN" not in {node.op_type for node in graph.node}  # eager attention: no SDPA mask fix-ups per layer
+    assert fast.model.model.config._attn_implementation == "sdpa"  # the torch model is left as it was
     exported = sorted(p.name for p in fast._onnx_path.parent.iterdir())
     Reranker(bundled.NAME, backend="onnx-int8")  # a second load reuses the exported file
     assert sorted(p.name for p in fast._onnx_path.parent.iterdir()) == exported
