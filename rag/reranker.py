@@ -141,10 +141,9 @@ class Reranker:
     def score(self, query: str, passages: list[str]) -> np.ndarray:
         """Raw relevance logits for (query, passage) pairs, in the order of `passages`.
 
-        Pairs are tokenized once and run in batches of similar token length (rag.pair_batches),
-        straight through the transformers model: CrossEncoder.predict re-tokenizes per batch and,
-        since sentence-transformers 6, interleaves long and short pairs in a batch, which cost
-        ~20% in padding here (bench/README.md).
+        Pairs are tokenized once and run in batches of similar token length (rag.pair_batches, the
+        path the ONNX backend takes too), straight through the transformers model. CrossEncoder.predict
+        tokenizes per batch and sorts by characters; this was ~4% faster with bfloat16 here.
         """
         if not passages:
             return np.zeros(0, dtype=np.float32)
