@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     retriever: str = "hybrid"
     candidates: int = 20
     top_n: int = 4
-    reranker: str = "bge-reranker-v2-m3"
+    reranker: str = "rag-e5-ko-en"  # the bundled offline model (rag.bundled); hub presets by name
     rerank_batch_size: int | None = None  # None: per backend (rag.reranker.DEFAULT_BATCH)
     rerank_max_length: int | None = None  # None: per model (rag.reranker.MODEL_DEFAULTS; else 512)
     rerank_backend: str | None = None  # None: per model (rag.reranker.MODEL_DEFAULTS; else torch)

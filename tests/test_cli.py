@@ -74,7 +74,8 @@ def test_unavailable_reranker_warns_and_answers_without_rerank(index, monkeypatc
     server = FaultServer()
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)
     try:
-        result = runner.invoke(app, ["ask", "When does it close?", "--index", str(index), "-n", "1"])
+        args = ["ask", "When does it close?", "--index", str(index), "-n", "1", "--reranker", "bge-reranker-v2-m3"]
+        result = runner.invoke(app, args)
     finally:
         server.close()
     assert result.exit_code == 0, result.output
