@@ -84,14 +84,13 @@ class OnnxScorer:
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.inputs = tuple(i.name for i in self.session.get_inputs())
         self.tokenizer = tokenizer
         self.max_length = max_length
 
     def predict(self, pairs: list[tuple[str, str]], batch_size: int = 1) -> np.ndarray:
         """Logits in the order of `pairs` (batches of similar length: rag.pair_batches)."""
         scores = np.empty(len(pairs), dtype=np.float32)
-        names = tuple(self.inputs)
-        for rows, feed in length_batches(self.tokenizer, pairs, self.max_length, batch_size, names):
+        for rows, feed in length_batches(self.tokenizer, pairs, self.max_length, batch_size, self.inputs):
             scores[rows] = self.session.run(None, feed)[0].reshape(-1)
         return scores

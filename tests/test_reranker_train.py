@@ -107,6 +107,7 @@ def test_training_a_reranker_end_to_end_and_resuming(tmp_path, monkeypatch):
     card = (model_dir / "README.md").read_text(encoding="utf-8")
     assert "non-commercial" in card and "rag reranker train" in card
     assert "`--lengthen 0.5`: every passage of 50% of the training queries" in card
+    assert "its first 4 layers (`--layers`)" in card
     assert "blend: logit weight" in result.output and "logit_weight" in card
     assert "logit_weight" in json.loads((model_dir / "rag_reranker.json").read_text())
     state = json.loads((out / "training.json").read_text())

@@ -17,7 +17,7 @@ passage) pair; higher means more relevant. Load it with
 `sentence_transformers.CrossEncoder("{folder}")` or use it as `--reranker {folder}`.
 
 ## Base and vocabulary
-- Base: `{base}`, as a 1-logit cross-encoder.
+- Base: `{base}`{layers}, as a 1-logit cross-encoder.
 - {vocabulary}
 
 ## Data
@@ -89,6 +89,7 @@ def write_card(folder: Path, state: dict, info: dict) -> None:
         name=folder.name,
         folder=folder,
         base=cfg["base"],
+        layers=f", its first {cfg['layers']} layers (`--layers`)" if cfg.get("layers") else "",
         vocabulary=_vocabulary_text(info["syllables"]),
         licence=LICENCES.get(cfg["base"], f"{cfg['base']}: see its model card"),
         data=", ".join(f"`{d}`" for d in info["data"]),

@@ -148,12 +148,7 @@ def validation_mrr(model, examples: list[Example], cfg: TrainConfig) -> dict[str
 def validate(model, val_sets: dict[str, list[Example]], cfg: TrainConfig) -> dict:
     """One history entry: MRR@10 per validation set and, as `val_mrr@10`, their mean (what is kept on)."""
     results = {name: validation_mrr(model, examples, cfg) for name, examples in val_sets.items()}
-    entry: dict = {"val_mrr@10": sum(r["all"] for r in results.values()) / len(results)}
-    if len(results) == 1:
-        entry["by_script"] = next(iter(results.values()))
-    else:
-        entry["by_set"] = results
-    return entry
+    return {"val_mrr@10": sum(r["all"] for r in results.values()) / len(results), "by_set": results}
 
 
 def train(train_set: list[Example], val_set: list[Example], cfg: TrainConfig, progress: Progress | None = None) -> dict:
