@@ -103,12 +103,25 @@ def native_bf16() -> bool:
     return bool(probe and probe())
 
 
+def resolve_backend(backend: str) -> str:
+    """`fast` → the quickest backend measured accurate on this CPU; an unknown name is a clear error."""
+    if backend == "fast":
+        return "torch-bf16" if native_bf16() else "onnx-int8"
+    if backend not in BACKENDS:
+        raise RagError(
+            f"rerank backend '{backend}' is not one of {', '.join(BACKENDS)}, or fast (torch-bf16 on a CPU with "
+            "AMX, else onnx-int8); fix RAG_RERANK_BACKEND"
+        )
+    return backend
+
+
 class Reranker:
     def __init__(self, name: str, batch_size: int | None = None, max_length: int = 512, backend: str = "torch") -> None:
         quiet_libraries()
         import torch
         from sentence_transformers import CrossEncoder
 
+        backend = resolve_backend(backend)  # before the slow load, so a typo fails at once
         self.name = name
         self.path = resolve_reranker(name)  # what loads: a hub id or a folder
         self.model_id = PRESETS.get(name, name)  # what is reported: the name given, presets as hub ids
@@ -124,8 +137,6 @@ class Reranker:
                 f"cached), point RAG_RERANKER at a local copy, use the bundled offline --reranker {bundled.NAME}, "
                 "or --reranker none"
             ) from exc
-        if backend not in BACKENDS:
-            raise RagError(f"rerank backend '{backend}' is not one of {', '.join(BACKENDS)}")
         self.backend = backend
         self._onnx = None
         if backend == "torch-bf16":
@@ -203,13 +214,10 @@ GENERIC_DEFAULTS = {"backend": "torch", "max_length": 512}
 def reranker_options(settings: Settings, name: str) -> dict:
     """Batch size, max_length and backend for `name`: the settings where set, else the model's defaults."""
     preferred = MODEL_DEFAULTS.get(name, GENERIC_DEFAULTS)
-    backend = settings.rerank_backend or preferred["backend"]
-    if backend == "fast":
-        backend = "torch-bf16" if native_bf16() else "onnx-int8"
     return {
         "batch_size": settings.rerank_batch_size,
         "max_length": settings.rerank_max_length or preferred["max_length"],
-        "backend": backend,
+        "backend": resolve_backend(settings.rerank_backend or preferred["backend"]),
     }
 
 

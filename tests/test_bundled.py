@@ -144,7 +144,7 @@ def test_onnx_scores_follow_the_passages_whatever_their_order_or_batch():
 
 
 def test_unknown_backend_is_a_clear_error():
-    with pytest.raises(RagError, match="onnx-int8"):
+    with pytest.raises(RagError, match=r"'tensorrt' is not one of torch, torch-bf16, onnx-int8, or fast .*RAG_RERANK"):
         Reranker(bundled.NAME, backend="tensorrt")
 
 

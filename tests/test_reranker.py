@@ -151,6 +151,8 @@ def test_the_bundled_reranker_runs_as_measured_unless_the_settings_say_otherwise
         "max_length": 512,
         "backend": "torch",
     }
+    monkeypatch.setenv("RAG_RERANK_BACKEND", "fast")  # asked for by name, for any model
+    assert reranker_options(Settings(), "BAAI/bge-reranker-v2-m3")["backend"] == "torch-bf16"
     monkeypatch.setenv("RAG_RERANK_BACKEND", "torch")
     monkeypatch.setenv("RAG_RERANK_MAX_LENGTH", "384")
     assert reranker_options(Settings(), bundled.NAME) == {"batch_size": None, "max_length": 384, "backend": "torch"}
