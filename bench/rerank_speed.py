@@ -60,6 +60,7 @@ def main() -> None:
         "rag Reranker (max_length 512)": Reranker(model, batch_size=16, max_length=512).score,
         "rag Reranker (max_length 256)": Reranker(model, batch_size=16, max_length=256).score,
         "rag torch-bf16 (256, batch 8)": Reranker(model, 8, 256, "torch-bf16").score,
+        "rag onnx-int8 (256, batch 2)": Reranker(model, 2, 256, "onnx-int8").score,
         "rag onnx-int8 (256, batch 4)": Reranker(model, 4, 256, "onnx-int8").score,
         "rag onnx-int8 (256, batch 1)": Reranker(model, 1, 256, "onnx-int8").score,
     }

@@ -149,6 +149,17 @@ def test_fine_tuning_the_bundled_reranker_starts_from_its_korean(tmp_path, monke
     assert "(step 2 of 2)" in result.output and "the weights kept are step 2's" in card
 
 
+def test_a_base_that_reads_hangul_keeps_its_token_embeddings_frozen(tmp_path):
+    # nothing was added to its vocabulary, so nothing there is trained (a dense 250k-row gradient
+    # and AdamW sweep per step would cost a third of the step time for updates of zero)
+    from rag.training.train import TrainConfig, _embedding_groups, build_model
+
+    cfg = TrainConfig(base="rag-e5-ko-en", out_dir=tmp_path, max_length=64)
+    model, base_vocab = build_model(cfg, [])
+    assert _embedding_groups(model, base_vocab, cfg) == []
+    assert not model.model.get_input_embeddings().weight.requires_grad
+
+
 def test_keeping_more_layers_than_the_base_has_is_a_clear_error(cross_encoder_dir):
     from sentence_transformers import CrossEncoder
 

@@ -111,7 +111,7 @@ def _embedding_groups(model, base_vocab: int, cfg: TrainConfig) -> list[dict]:
     import torch
 
     weight = model.model.get_input_embeddings().weight
-    if len(weight) <= base_vocab:
+    if len(model.tokenizer) <= base_vocab:  # (not len(weight): XLM-R's matrix has 35 rows past its vocabulary)
         weight.requires_grad_(False)
         return []
     mask = torch.zeros_like(weight)
