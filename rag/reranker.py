@@ -85,10 +85,11 @@ def resolve_reranker(name: str) -> str:
 
 BACKENDS = ("torch", "torch-bf16", "onnx-int8")
 # Batch per backend (bench/README.md): torch amortises its per-call overhead over length-sorted
-# batches of 16 (bfloat16: 8); ONNX Runtime with int8 was fastest in batches of 4 (3.3x LangChain,
-# against 2.9x one pair at a time, which also cost KorQuAD 0.004 mrr@10 more: int8 scales
-# activations per run).
-DEFAULT_BATCH = {"torch": 16, "torch-bf16": 8, "onnx-int8": 4}
+# batches of 16 (bfloat16: 8); ONNX Runtime with int8 was fastest in batches of 2 with the 8-layer
+# bundled model (261 ms against 298 at 4 for 20 candidates, side by side), and ranked as well
+# (rag eval, 300 questions: MS MARCO ko and en within 0.001 mrr@10 of batch 4; KorQuAD hit@1 /
+# mrr@10 0.917 / 0.954 against 0.907 / 0.948: int8 scales activations per run over the batch).
+DEFAULT_BATCH = {"torch": 16, "torch-bf16": 8, "onnx-int8": 2}
 
 
 def native_bf16() -> bool:
