@@ -151,7 +151,7 @@ def test_fine_tuning_the_bundled_reranker_starts_from_its_korean(tmp_path, monke
 
 def test_a_base_that_reads_hangul_keeps_its_token_embeddings_frozen(tmp_path):
     # nothing was added to its vocabulary, so nothing there is trained (a dense 250k-row gradient
-    # and AdamW sweep per step would cost a third of the step time for updates of zero)
+    # and AdamW sweep per step cost a quarter of the step time for updates of zero)
     from rag.training.train import TrainConfig, _embedding_groups, build_model
 
     cfg = TrainConfig(base="rag-e5-ko-en", out_dir=tmp_path, max_length=64)
