@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,8 +43,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from langchain_classic.retrievers.document_compressors import CrossEncoderReranker
-    from langchain_community.cross_encoders import HuggingFaceCrossEncoder
     from langchain_core.documents import Document
+
+    with warnings.catch_warnings():  # its sunset notice, raised at our import line
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from langchain_community.cross_encoders import HuggingFaceCrossEncoder
 
     from rag import bundled
     from rag.quiet import quiet_libraries

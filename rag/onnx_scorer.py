@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -75,22 +76,41 @@ def export_int8(model, tokenizer) -> Path:
 
 
 class OnnxScorer:
-    """Logits for (query, passage) pairs from an ONNX Runtime session."""
+    """Logits for (query, passage) pairs from an ONNX Runtime session.
 
-    def __init__(self, path: Path, tokenizer, max_length: int, threads: int | None = None) -> None:
+    The batches run side by side, one per core, each single-threaded in the one shared session
+    (`run` is thread-safe and releases the GIL). A small batch split across cores by ONNX
+    Runtime's own thread pool syncs the threads at every one of the graph's few hundred ops; with
+    the bundled 8-layer model on 2 cores, whole batches side by side reranked 20 HotpotQA
+    candidates 1.2x faster (bench/README.md), with the same logits (each batch is the same
+    computation either way).
+    """
+
+    def __init__(self, path: Path, tokenizer, max_length: int, workers: int | None = None) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.inputs = tuple(i.name for i in self.session.get_inputs())
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="rag-onnx") if self.workers > 1 else None
 
     def predict(self, pairs: list[tuple[str, str]], batch_size: int = 1) -> np.ndarray:
         """Logits in the order of `pairs` (batches of similar length: rag.pair_batches)."""
         scores = np.empty(len(pairs), dtype=np.float32)
-        for rows, feed in length_batches(self.tokenizer, pairs, self.max_length, batch_size, self.inputs):
-            scores[rows] = self.session.run(None, feed)[0].reshape(-1)
+        batches = list(length_batches(self.tokenizer, pairs, self.max_length, batch_size, self.inputs))
+
+        def run(share: list[tuple[list[int], dict[str, np.ndarray]]]) -> None:
+            for rows, feed in share:
+                scores[rows] = self.session.run(None, feed)[0].reshape(-1)
+
+        if self._pool is None or len(batches) < 2:
+            run(batches)
+        else:  # batches are sorted by length: dealing them out in turn gives each worker a like share
+            list(self._pool.map(run, [batches[k :: self.workers] for k in range(self.workers)]))
         return scores

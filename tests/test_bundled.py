@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from rag import bundled, multilingual_e5
 from rag.embedder import resolve_model_path
 from rag.errors import RagError
+from rag.onnx_scorer import OnnxScorer
 from rag.reranker import Reranker
 
 PAIRS = [  # (query, passages); the answer is always the second passage
@@ -151,3 +153,13 @@ def test_unknown_backend_is_a_clear_error():
 def test_blend_file_is_valid_json_with_its_validation_numbers():
     fitted = json.loads((bundled.FOLDER / "rag_reranker.json").read_text())
     assert fitted["val_mrr@10"] >= fitted["val_mrr@10_first_stage_only"]
+
+
+def test_onnx_batches_run_side_by_side_with_the_logits_of_one_worker():
+    fast = Reranker(bundled.NAME, backend="onnx-int8")
+    assert fast._onnx.workers == (os.cpu_count() or 1)  # one batch per core at a time
+    tokenizer, path = fast.model.tokenizer, fast._onnx_path
+    alone, side_by_side = (OnnxScorer(path, tokenizer, fast.max_length, workers=n) for n in (1, 3))
+    for query, passages in PAIRS:
+        pairs = [(query, p) for p in passages * 3]  # enough batches for every worker
+        np.testing.assert_array_equal(side_by_side.predict(pairs, 2), alone.predict(pairs, 2))
