@@ -85,33 +85,27 @@ def resolve_reranker(name: str) -> str:
 
 BACKENDS = ("torch", "torch-bf16", "onnx-int8")
 # Batch per backend (bench/README.md): torch amortises its per-call overhead over length-sorted
-# batches of 16 (bfloat16: 8); ONNX Runtime with int8 was fastest in batches of 2 with the 8-layer
-# bundled model (261 ms against 298 at 4 for 20 candidates, side by side), and ranked as well
-# (rag eval, 300 questions: MS MARCO ko and en within 0.001 mrr@10 of batch 4; KorQuAD hit@1 /
-# mrr@10 0.917 / 0.954 against 0.907 / 0.948: int8 scales activations per run over the batch).
-DEFAULT_BATCH = {"torch": 16, "torch-bf16": 8, "onnx-int8": 2}
-
-
-def native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices in hardware (Intel AMX).
-
-    There torch in bfloat16 is both the fastest backend and nearly exact (logits within ~0.03 of
-    float32, against ~0.7 for int8); elsewhere bfloat16 is emulated and slower than float32.
-    """
-    import torch
-
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(probe and probe())
+# batches of 16 (bfloat16: 8). ONNX Runtime runs one pair per call, the calls side by side on the
+# cores: with the 8-layer bundled model that was as fast as batches of 2 or faster (four bench runs:
+# 3.12-3.35x LangChain against 2.86-3.19x; batches of 4: 2.17-2.62x) and ranked as well (rag eval,
+# 300 questions: mean mrr@10 over the four sets 0.9279 against 0.9282); and as int8 scales the
+# activations per call, a pair's score no longer depends on which other pair shares its batch.
+DEFAULT_BATCH = {"torch": 16, "torch-bf16": 8, "onnx-int8": 1}
 
 
 def resolve_backend(backend: str) -> str:
-    """`fast` → the quickest backend measured accurate on this CPU; an unknown name is a clear error."""
+    """`fast` → the quickest backend measured accurate (onnx-int8); an unknown name is a clear error.
+
+    int8, one pair per call side by side on the cores, beat bfloat16 even on this machine's AMX CPU
+    (237-281 against 360-463 ms for 20 HotpotQA candidates, bench/README.md) and ranked within half a
+    point of mrr@10 of it on each of the four evaluation sets (README), under the issue's 1-point limit.
+    """
     if backend == "fast":
-        return "torch-bf16" if native_bf16() else "onnx-int8"
+        return "onnx-int8"
     if backend not in BACKENDS:
         raise RagError(
-            f"rerank backend '{backend}' is not one of {', '.join(BACKENDS)}, or fast (torch-bf16 on a CPU with "
-            "AMX, else onnx-int8); fix RAG_RERANK_BACKEND"
+            f"rerank backend '{backend}' is not one of {', '.join(BACKENDS)}, or fast (onnx-int8); fix "
+            "RAG_RERANK_BACKEND"
         )
     return backend
 
@@ -206,8 +200,8 @@ def load_reranker(
 
 
 # What a reranker runs with when the settings leave it open: the bundled model was measured at
-# 256 tokens with a fast backend (bench/README.md): bfloat16 where the CPU has it natively, else
-# int8 ONNX. Other models keep the safe torch path at 512, their fast-backend accuracy unmeasured.
+# 256 tokens with the fast backend, int8 ONNX (bench/README.md). Other models keep the safe torch
+# path at 512, their fast-backend accuracy unmeasured.
 MODEL_DEFAULTS = {bundled.NAME: {"backend": "fast", "max_length": 256}}
 GENERIC_DEFAULTS = {"backend": "torch", "max_length": 512}
 

@@ -136,12 +136,13 @@ def test_bfloat16_backend_scores_like_float32(bundled_reranker):
         np.testing.assert_allclose(fast, exact, atol=0.25)  # bfloat16 keeps 8 bits of mantissa
 
 
-def test_onnx_scores_follow_the_passages_whatever_their_order_or_batch():
-    one = Reranker(bundled.NAME, batch_size=1, backend="onnx-int8")  # each pair runs alone
+def test_onnx_scores_follow_the_passages_whatever_their_order_company_or_batch():
+    one = Reranker(bundled.NAME, backend="onnx-int8")  # by default each pair runs alone
     for query, passages in PAIRS:
         forward = one.score(query, passages)
         np.testing.assert_array_equal(one.score(query, passages[::-1]), forward[::-1])
-        batched = Reranker(bundled.NAME, backend="onnx-int8").score(query, passages)
+        np.testing.assert_array_equal(one.score(query, passages[:1]), forward[:1])  # alone or among others
+        batched = Reranker(bundled.NAME, batch_size=4, backend="onnx-int8").score(query, passages)
         assert np.argmax(batched) == np.argmax(forward)
 
 

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from rag import bundled
-from rag import reranker as reranker_module
 from rag.hits import Hit
 from rag.reranker import (
     PRESETS,
@@ -142,17 +141,14 @@ def test_a_broken_blend_file_is_named_in_the_error(cross_encoder_dir, tmp_path, 
 
 
 def test_the_bundled_reranker_runs_as_measured_unless_the_settings_say_otherwise(monkeypatch):
-    monkeypatch.setattr(reranker_module, "native_bf16", lambda: False)  # a laptop CPU without AMX
     assert reranker_options(Settings(), bundled.NAME) == {"batch_size": None, "max_length": 256, "backend": "onnx-int8"}
-    monkeypatch.setattr(reranker_module, "native_bf16", lambda: True)  # a CPU that multiplies bfloat16 natively
-    assert reranker_options(Settings(), bundled.NAME)["backend"] == "torch-bf16"
     assert reranker_options(Settings(), "BAAI/bge-reranker-v2-m3") == {
         "batch_size": None,
         "max_length": 512,
         "backend": "torch",
     }
     monkeypatch.setenv("RAG_RERANK_BACKEND", "fast")  # asked for by name, for any model
-    assert reranker_options(Settings(), "BAAI/bge-reranker-v2-m3")["backend"] == "torch-bf16"
+    assert reranker_options(Settings(), "BAAI/bge-reranker-v2-m3")["backend"] == "onnx-int8"
     monkeypatch.setenv("RAG_RERANK_BACKEND", "torch")
     monkeypatch.setenv("RAG_RERANK_MAX_LENGTH", "384")
     assert reranker_options(Settings(), bundled.NAME) == {"batch_size": None, "max_length": 384, "backend": "torch"}
