@@ -75,6 +75,12 @@ def export_int8(model, tokenizer) -> Path:
     return target
 
 
+def cores() -> int:
+    """The cores this process may run on (a container's cpuset, not the host's count, where known)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
+
+
 class OnnxScorer:
     """Logits for (query, passage) pairs from an ONNX Runtime session.
 
@@ -97,7 +103,7 @@ class OnnxScorer:
         self.inputs = tuple(i.name for i in self.session.get_inputs())
         self.tokenizer = tokenizer
         self.max_length = max_length
-        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.workers = max(1, workers or cores())
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="rag-onnx") if self.workers > 1 else None
 
     def predict(self, pairs: list[tuple[str, str]], batch_size: int = 1) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from rag import bundled, multilingual_e5
 from rag.embedder import resolve_model_path
 from rag.errors import RagError
-from rag.onnx_scorer import OnnxScorer
+from rag.onnx_scorer import OnnxScorer, cores
 from rag.reranker import Reranker
 
 PAIRS = [  # (query, passages); the answer is always the second passage
@@ -158,7 +157,7 @@ def test_blend_file_is_valid_json_with_its_validation_numbers():
 
 def test_onnx_batches_run_side_by_side_with_the_logits_of_one_worker():
     fast = Reranker(bundled.NAME, backend="onnx-int8")
-    assert fast._onnx.workers == (os.cpu_count() or 1)  # one batch per core at a time
+    assert fast._onnx.workers == cores()  # one batch per core at a time
     tokenizer, path = fast.model.tokenizer, fast._onnx_path
     alone, side_by_side = (OnnxScorer(path, tokenizer, fast.max_length, workers=n) for n in (1, 3))
     for query, passages in PAIRS:
