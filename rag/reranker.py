@@ -87,7 +87,7 @@ BACKENDS = ("torch", "torch-bf16", "onnx-int8")
 # Batch per backend (bench/README.md): torch amortises its per-call overhead over length-sorted
 # batches of 16 (bfloat16: 8). ONNX Runtime runs one pair per call, the calls side by side on the
 # cores: with the 8-layer bundled model that was as fast as batches of 2 or faster (four bench runs:
-# 3.12-3.35x LangChain against 2.86-3.19x; batches of 4: 2.17-2.62x) and ranked as well (rag eval,
+# 2.94-3.35x LangChain against 2.86-3.19x; batches of 4: 2.17-2.62x) and ranked as well (rag eval,
 # 300 questions: mean mrr@10 over the four sets 0.9279 against 0.9282); and as int8 scales the
 # activations per call, a pair's score no longer depends on which other pair shares its batch.
 DEFAULT_BATCH = {"torch": 16, "torch-bf16": 8, "onnx-int8": 1}
