@@ -109,14 +109,15 @@ class OnnxScorer:
     def predict(self, pairs: list[tuple[str, str]], batch_size: int = 1) -> np.ndarray:
         """Logits in the order of `pairs` (batches of similar length: rag.pair_batches)."""
         scores = np.empty(len(pairs), dtype=np.float32)
-        batches = list(length_batches(self.tokenizer, pairs, self.max_length, batch_size, self.inputs))
+        batches = length_batches(self.tokenizer, pairs, self.max_length, batch_size, self.inputs)
 
-        def run(share: list[tuple[list[int], dict[str, np.ndarray]]]) -> None:
-            for rows, feed in share:
-                scores[rows] = self.session.run(None, feed)[0].reshape(-1)
+        def run(batch: tuple[list[int], dict[str, np.ndarray]]) -> None:
+            rows, feed = batch
+            scores[rows] = self.session.run(None, feed)[0].reshape(-1)
 
-        if self._pool is None or len(batches) < 2:
-            run(batches)
-        else:  # batches are sorted by length: dealing them out in turn gives each worker a like share
-            list(self._pool.map(run, [batches[k :: self.workers] for k in range(self.workers)]))
+        if self._pool is None:
+            for batch in batches:
+                run(batch)
+        else:  # each free worker takes the next batch, so the cores stay evenly busy
+            list(self._pool.map(run, batches))
         return scores
