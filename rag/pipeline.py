@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rag.errors import RagError
+from rag.generation import generate_answer
 from rag.hits import Hit
 from rag.llm import LLM, LLMError, open_llm
-from rag.prompt import build_messages, fit_context
 from rag.reranker import Reranker, RerankerUnavailable, reranker_from
 from rag.retrieval import open_retriever
 from rag.settings import Settings
@@ -24,6 +24,8 @@ class Answer:
     warnings: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     models: dict[str, str | None] = field(default_factory=dict)
+    flagged: list[int] = field(default_factory=list)  # 1-based sources that address the assistant
+    removed_citations: list[int] = field(default_factory=list)  # [n] the answer cited that do not exist
 
 
 def _ms(since: float) -> float:
@@ -67,29 +69,28 @@ class Pipeline:
         if self.reranker_warning:
             answer.warnings.append(self.reranker_warning)
         ranked = self.sources(question, answer)
-        answer.sources = fit_context(ranked, self.settings.llm_context_tokens)
-        if len(answer.sources) < len(ranked):
-            answer.warnings.append(
-                f"only the top {len(answer.sources)} of {len(ranked)} passages fit the LLM context budget "
-                f"(RAG_LLM_CONTEXT_TOKENS={self.settings.llm_context_tokens})"
-            )
         answer.models = {
             "retriever": self.retriever.name,
             "embedder": self.retriever.embedder.model_id if hasattr(self.retriever, "embedder") else None,
             "reranker": self.reranker.model_id if self.reranker else None,
         }
-        if not answer.sources:
+        if not ranked:
             raise RagError(f"no passage matched the question (retriever {self.retriever.name}); try --retriever hybrid")
-        started = time.perf_counter()
-        parts: list[str] = []
+        answer.sources = ranked
         try:
-            answer.models["llm"] = self.llm.model
-            for piece in self.llm.stream(build_messages(question, answer.sources)):
-                parts.append(piece)
-                if on_token:
-                    on_token(piece)
+            llm = self.llm
         except LLMError as exc:
             answer.error = str(exc)
-        answer.answer = "".join(parts).strip()
-        answer.timings_ms["generate"] = _ms(started)
+            return answer
+        answer.models["llm"] = llm.model
+        generated = generate_answer(llm, self.settings, question, ranked, on_token)
+        answer.sources = generated.passages
+        answer.answer = generated.text
+        answer.error = generated.error
+        answer.warnings += generated.warnings
+        answer.flagged = generated.flagged
+        answer.removed_citations = generated.removed_citations
+        answer.timings_ms["generate"] = round(generated.generate_ms, 1)
+        if generated.first_token_ms is not None:
+            answer.timings_ms["first_token"] = round(generated.first_token_ms, 1)
         return answer

@@ -69,7 +69,9 @@ class Settings(BaseSettings):
     llm_max_retries: int = 2
     llm_max_tokens: int = 256
     llm_context_tokens: int = 3000
-    llm_temperature: float = 0.1
+    llm_temperature: float = 0.0  # greedy: the answer should follow the passages, not sample
+    # defences against instructions inside documents (rag.generation.guard); "none" turns all off
+    injection_defences: str = "datamark,neutralise,reminder,flag"
     judge_base_url: str | None = None
     judge_api_key: str | None = None
     judge_model: str | None = None

@@ -10,8 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rag.llm import LLM, Endpoint, LLMError
+from rag.generation import generate_answer
+from rag.llm import LLM, Endpoint, LLMError, resolve_endpoint
 from rag.settings import Settings
+from tests.test_generation import hit
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -32,6 +34,15 @@ class FaultServer:
                 outer.requests += 1
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.respond(self)
+
+            def do_GET(self):  # /v1/models
+                ids = {"one-model": ["only-model"], "many-models": [f"model-{i}" for i in range(9)]}.get(outer.mode, [])
+                body = json.dumps({"object": "list", "data": [{"id": i, "object": "model"} for i in ids]}).encode()
+                self.send_response(200 if ids else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
@@ -61,10 +72,17 @@ class FaultServer:
             send(200, b"<html>proxy login page</html>", "text/html")
         elif self.mode == "empty":
             send(200, b"data: [DONE]\n\n", "text/event-stream")
+        elif self.mode == "loop":  # a model stuck repeating itself, 400 times
+            events = [self.chunk("It opens at 9 [1]. ")] + [self.chunk("Who opens it? ")] * 400
+            send(200, "".join(f"data: {json.dumps(e)}\n\n" for e in events).encode() + b"data: [DONE]\n\n",
+                 "text/event-stream")  # fmt: skip
         else:
-            chunk = {"id": "1", "object": "chat.completion.chunk", "created": 0, "model": "m",
-                     "choices": [{"index": 0, "delta": {"content": "fine [1]"}, "finish_reason": None}]}  # fmt: skip
-            send(200, f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode(), "text/event-stream")
+            send(200, f"data: {json.dumps(self.chunk('fine [1]'))}\n\ndata: [DONE]\n\n".encode(), "text/event-stream")
+
+    @staticmethod
+    def chunk(content: str) -> dict:
+        return {"id": "1", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}]}  # fmt: skip
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -133,3 +151,30 @@ def test_connection_refused_says_where():
     url = f"http://127.0.0.1:{port}/v1"
     with pytest.raises(LLMError, match=f"cannot reach the LLM at {url}"):
         answer(llm(url))
+
+
+def test_an_endpoint_with_one_model_is_used_without_naming_it(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    server.mode = "one-model"
+    endpoint = resolve_endpoint(Settings())
+    assert endpoint.model == "only-model" and not endpoint.local
+
+
+def test_an_endpoint_with_many_models_asks_which_one(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    server.mode = "many-models"
+    with pytest.raises(LLMError, match=r"serves 9 models \(model-0, .*…\): set RAG_LLM_MODEL"):
+        resolve_endpoint(Settings())
+    server.mode = "500"  # /v1/models answers 404
+    with pytest.raises(LLMError, match="did not answer .*set RAG_LLM_MODEL"):
+        resolve_endpoint(Settings())
+    assert resolve_endpoint(Settings(llm_model="named")).model == "named"
+
+
+def test_a_looping_model_is_stopped_and_its_answer_kept_once(server):
+    server.mode = "loop"
+    shown: list[str] = []
+    client = llm(server.url)
+    generated = generate_answer(client, client.settings, "When does it open?", [hit(1, "Opens at 9.")], shown.append)
+    assert generated.text == "It opens at 9 [1]. Who opens it?" == "".join(shown).strip()
+    assert generated.repetition_stopped and "repeating itself" in generated.warnings[0]
