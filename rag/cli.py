@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from rag.errors import RagError
 from rag.quiet import quiet_libraries
@@ -60,8 +67,19 @@ def _display_path(path: str) -> str:
 
 
 def _progress_bars():
-    """A rich progress display and the `progress(stage, done, total)` callback that feeds it."""
-    columns = (TextColumn("{task.description:>22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    """A rich progress display and the `progress(stage, done, total)` callback that feeds it.
+
+    Time remaining is estimated from recent progress only, so an eval stage that starts with its
+    cached answers already done still shows an honest estimate for the rest.
+    """
+    columns = (
+        TextColumn("{task.description:>22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
     bars = Progress(*columns, console=err, transient=True)
     tasks: dict[str, Any] = {}
 
@@ -123,6 +141,12 @@ def _print_sources(answer) -> None:
         }
         shown = " · ".join(f"{name} {value:.3f}" for name, value in scores.items() if value is not None)
         out.print(f"    [dim]{shown}[/]", highlight=False)
+        if rank in answer.flagged:
+            out.print(
+                "    [yellow]⚠ this passage contains text addressed to an AI assistant: it was treated as data "
+                "and those sentences were withheld from the model[/]",
+                highlight=False,
+            )
 
 
 def answer_json(answer) -> dict:
@@ -150,6 +174,8 @@ def answer_json(answer) -> dict:
             }
             for rank, hit in enumerate(answer.sources, 1)
         ],
+        "flagged": answer.flagged,
+        "removed_citations": answer.removed_citations,
         "timings_ms": answer.timings_ms,
         "models": answer.models,
     }
@@ -176,7 +202,8 @@ def _answer_one(pipeline, question: str, as_json: bool) -> bool:
     t = answer.timings_ms
     out.print(
         f"[dim]retrieve {t.get('retrieve', 0):.0f} ms · rerank {t.get('rerank', 0):.0f} ms · "
-        f"generate {t.get('generate', 0):.0f} ms · llm {answer.models.get('llm')}[/]"
+        f"first word {t.get('first_token', 0):.0f} ms · generate {t.get('generate', 0):.0f} ms · "
+        f"llm {answer.models.get('llm')}[/]"
     )
     return answer.error is None
 
@@ -238,19 +265,23 @@ def chat(
 @_friendly
 def eval_command(
     dataset: Annotated[Path, typer.Argument(help="Dataset file or folder")],
-    fmt: Annotated[str, typer.Option("--format", help="auto|jsonl|squad|autorag|clapnq|hotpotqa|msmarco")] = "auto",
+    fmt: Annotated[
+        str, typer.Option("--format", help="auto|jsonl|squad|autorag|clapnq|hotpotqa|msmarco|sec10q")
+    ] = "auto",
     limit: Annotated[int | None, typer.Option(help="Evaluate the first N questions")] = None,
     retriever: Annotated[list[str] | None, typer.Option(help="Retriever arm(s), repeat or comma list")] = None,
     reranker: Annotated[list[str] | None, typer.Option(help="Reranker arm(s); 'none' is always included")] = None,
     candidates: Annotated[str, typer.Option(help="Candidate counts to rerank, e.g. 5,10,20,50")] = "5,10,20",
     split: Annotated[str, typer.Option(help="msmarco only: all|eval|train")] = "all",
-    generate: Annotated[bool, typer.Option("--generate", help="Also generate and score answers")] = False,
+    generate: Annotated[
+        bool, typer.Option("--generate", help="Also generate and score answers (cached: a rerun resumes)")
+    ] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Report folder [default: rag-eval/DATASET]")] = None,
     embedder: Annotated[str | None, typer.Option(help="sentence-transformers id or path")] = None,
 ) -> None:
     """Measure retrieval (and answer) accuracy with and without rerank, across k and rerankers."""
     from rag.eval.datasets import load_eval_set
-    from rag.eval.report import rich_table, write_reports
+    from rag.eval.report import markdown, rich_tables, write_reports
     from rag.eval.runner import Evaluator, Experiment, parse_arms, parse_candidates
     from rag.reranker import RerankerUnavailable, reranker_from
 
@@ -275,7 +306,11 @@ def eval_command(
     bars, progress = _progress_bars()
     with bars:
         Evaluator(experiment, progress).run()
-    out.print(rich_table(experiment))
+    if out.is_terminal:
+        for table in rich_tables(experiment):
+            out.print(table)
+    else:  # a file or a pipe: rich would fold the table into its width; Markdown keeps every column
+        out.out(markdown(experiment), highlight=False, end="")
     for path in write_reports(experiment, out_dir or Path("rag-eval") / data.name):
         out.print(f"wrote {path}", highlight=False)
 

@@ -166,7 +166,7 @@ def test_an_endpoint_with_many_models_asks_which_one(server, monkeypatch):
     with pytest.raises(LLMError, match=r"serves 9 models \(model-0, .*…\): set RAG_LLM_MODEL"):
         resolve_endpoint(Settings())
     server.mode = "500"  # /v1/models answers 404
-    with pytest.raises(LLMError, match="did not answer .*set RAG_LLM_MODEL"):
+    with pytest.raises(LLMError, match=r"did not answer .*set RAG_LLM_MODEL"):
         resolve_endpoint(Settings())
     assert resolve_endpoint(Settings(llm_model="named")).model == "named"
 

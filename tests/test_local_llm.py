@@ -79,7 +79,7 @@ def test_local_models_by_name():
     assert local_llm.local_model(None).name == "qwen2.5-1.5b"
     assert local_llm.local_model("Qwen2.5-Coder-0.5B-Instruct").name == "qwen2.5-0.5b"
     assert local_llm.local_model("SmolLM2").served_as == "SmolLM2-135M-Instruct"
-    with pytest.raises(LocalModelError, match="'gpt-4o' is not a local model: choose qwen2.5-1.5b, qwen2.5-0.5b"):
+    with pytest.raises(LocalModelError, match=r"'gpt-4o' is not a local model: choose qwen2\.5-1\.5b"):
         local_llm.local_model("gpt-4o")
 
 

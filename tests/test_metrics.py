@@ -1,4 +1,4 @@
-"""Every metric against hand-computed values, ties and empty results included."""
+"""Every metric and the bootstrap interval against hand-computed values, ties and empty results included."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import math
 import pytest
 
 from rag.eval import metrics as m
+from rag.eval.stats import Interval, paired_bootstrap
 
 GOLD = {"g1", "g2"}
 RANKING = ["x", "g1", "y", "g2"]
@@ -98,3 +99,56 @@ def test_percentile_interpolates():
     assert m.percentile([4, 1, 3, 2], 50) == pytest.approx(2.5)
     assert m.percentile([1, 2, 3, 4], 95) == pytest.approx(3.85)
     assert m.percentile([], 50) == 0.0
+
+
+def test_accuracy_is_containment_of_a_normalised_gold_answer():
+    # Lost in the Middle: normalise both, then is any gold answer a substring of the answer?
+    assert m.accuracy("The tower was designed by Gustave Eiffel, in 1887.", ["Gustave Eiffel"]) == 1.0
+    assert m.accuracy("They were fans of Beatles!", ["The Beatles"]) == 1.0  # article and punctuation dropped
+    assert m.accuracy("Designed by Eiffel.", ["Gustave Eiffel"]) == 0.0  # part of the answer is not enough
+    assert m.accuracy("no idea", ["Paris", "no idea at all"]) == 0.0
+    assert m.accuracy("It is in Paris.", ["Lyon", "paris"]) == 1.0  # any of the gold answers
+    # Korean: spaces and punctuation removed on both sides ("1987 년." -> "1987년")
+    assert m.accuracy("한빛 도서관은 1987 년에 개관했습니다.", ["1987년"]) == 1.0
+    assert m.accuracy("한빛 도서관은 1988년에 개관했습니다.", ["1987년"]) == 0.0
+    # a gold answer that normalises to nothing is skipped, not contained in every answer
+    assert m.accuracy("anything", ["", "!!", "the"]) == 0.0
+
+
+def test_citation_markers_are_stripped_before_scoring():
+    assert m.strip_citations("The library opened in 1987 [1][2].") == "The library opened in 1987."
+    assert m.strip_citations("It has 3 floors [1, 2] and a roof [2-4].") == "It has 3 floors and a roof."
+    assert m.strip_citations("[2]") == ""
+    # without stripping, the citation "[2]" would count as the gold answer "2"
+    assert m.accuracy("It has many floors [2].", ["2"]) == 1.0
+    assert m.accuracy(m.strip_citations("It has many floors [2]."), ["2"]) == 0.0
+
+
+def test_bootstrap_of_equal_differences_collapses_to_that_difference():
+    interval = paired_bootstrap([0.75] * 10, [0.25] * 10)
+    assert interval.n == 10
+    assert (interval.mean, interval.low, interval.high) == pytest.approx((0.5, 0.5, 0.5))
+    assert paired_bootstrap([1.0], [0.0]) == Interval(1.0, 1.0, 1.0, 1)  # one question: nothing to resample
+
+
+def test_bootstrap_of_two_differences_spans_both():
+    # differences [0, 1]: resample means are 0, 0.5, 1 with probability 1/4, 1/2, 1/4, so with 2000
+    # resamples the 2.5th percentile is 0 and the 97.5th is 1
+    assert paired_bootstrap([0.0, 1.0], [0.0, 0.0]) == Interval(0.5, 0.0, 1.0, 2)
+
+
+def test_bootstrap_contains_the_mean_and_is_seeded():
+    rerank = [1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 0]
+    baseline = [0, 0, 1, 0, 0, 1, 0, 1, 1, 1, 0, 0]
+    interval = paired_bootstrap(rerank, baseline)
+    assert interval.mean == pytest.approx(3 / 12)  # differences: four +1, one -1, seven 0
+    assert interval.low < interval.mean < interval.high
+    # close to the normal approximation: mean ± 1.96 · sd / sqrt(n), sd² = 5/12 - (1/4)² (population)
+    half_width = 1.96 * math.sqrt((5 / 12 - 1 / 16) / 12)  # 0.337
+    assert interval.low == pytest.approx(0.25 - half_width, abs=0.05)
+    assert interval.high == pytest.approx(0.25 + half_width, abs=0.05)
+    assert paired_bootstrap(rerank, baseline) == interval  # same seed, same interval
+    with pytest.raises(ValueError):
+        paired_bootstrap([1.0, 0.0], [1.0])
+    with pytest.raises(ValueError):
+        paired_bootstrap([], [])

@@ -14,21 +14,35 @@ Formats (`auto` detects them from file names and the first record):
   (supporting and distractors, by title) form the corpus.
 - msmarco: a JSON list of {id, query, positive: [...]}; the corpus is every positive passage in the
   file. `--split eval` keeps ids divisible by 7, `train` the others.
+- sec10q: docugami's SEC 10-Q set: `qna_data.csv` (Question, Source Docs, Question Type, Source
+  Chunk Type, Answer) beside `docs/` (the filings as PDF). The corpus is the docs folder, ingested as
+  it is; each question's `Source Docs` globs (`*AAPL*`, `*2023 Q3 AAPL*`) are expanded against its
+  file names into gold_ids (paths relative to docs/). Answers are long-form; the file names they
+  cite are removed from them, and their mis-decoded apostrophes ("â€™") repaired.
 `--limit N` keeps the first N questions in file order (reproducible, no sampling).
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import fnmatch
 import hashlib
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.writer import Record
 from rag.errors import RagError
 
-FORMATS = ("auto", "jsonl", "squad", "autorag", "clapnq", "hotpotqa", "msmarco")
+FORMATS = ("auto", "jsonl", "squad", "autorag", "clapnq", "hotpotqa", "msmarco", "sec10q")
+SEC10Q_QUESTIONS = "qna_data.csv"
+# the reference answers name their files ("(SOURCE: 2023 Q3 AAPL.pdf)", "SOURCE(S): ..." lines);
+# an answer cites [n] instead, so file names would only add tokens no answer can match
+_SEC10Q_SOURCES = re.compile(r"[ \t]*\(SOURCE: [^)]*\)|^[ \t]*SOURCE\(S\):[^\n]*", re.MULTILINE)
+
 SPLITS = ("all", "eval", "train")
 
 
@@ -73,6 +87,8 @@ def detect_format(path: Path) -> str:
         names = {p.name for p in path.iterdir()}
         if {"qa.parquet", "corpus.parquet"} <= names:
             return "autorag"
+        if SEC10Q_QUESTIONS in names and (path / "docs").is_dir():
+            return "sec10q"
         if "questions.jsonl" in names:
             return "jsonl"
         if any(n.startswith("clapnq") and n.endswith(".jsonl") for n in names):
@@ -86,6 +102,8 @@ def detect_format(path: Path) -> str:
         raise RagError(f"{path}: no evaluation set recognised in this folder; pass --format")
     if path.suffix == ".parquet":
         return "autorag"
+    if path.name == SEC10Q_QUESTIONS and (path.parent / "docs").is_dir():
+        return "sec10q"
     if path.suffix == ".json":
         with open(path, encoding="utf-8") as handle:
             head = handle.read(4096).lstrip()
@@ -205,6 +223,32 @@ def load_msmarco(path: Path, split: str) -> EvalSet:
     return EvalSet(f"{path.stem}-{split}", "msmarco", questions, records=list(records.values()))
 
 
+def _sec10q_answer(text: str) -> str:
+    """The reference answer without its file citations; UTF-8 that was read as cp1252 ("â€™") repaired."""
+    if "â€" in text:
+        with contextlib.suppress(UnicodeError):
+            text = text.encode("cp1252").decode("utf-8")
+    return _SEC10Q_SOURCES.sub("", text).strip()
+
+
+def load_sec10q(path: Path) -> EvalSet:
+    """Questions from qna_data.csv, corpus = docs/ as files; `Source Docs` globs become gold paths."""
+    folder = path if path.is_dir() else path.parent
+    docs = (folder / "docs").resolve()
+    relative = (p.relative_to(docs) for p in docs.rglob("*") if p.is_file())
+    files = sorted(r.as_posix() for r in relative if not any(part.startswith(".") for part in r.parts))
+    questions = []
+    with open(folder / SEC10Q_QUESTIONS, encoding="utf-8-sig", newline="") as handle:
+        for number, row in enumerate(csv.DictReader(handle)):
+            globs = [g.strip() for g in re.split(r"[,;\n]", row["Source Docs"]) if g.strip()]
+            gold = [f for f in files if any(fnmatch.fnmatchcase(f.rsplit("/", 1)[-1], g) for g in globs)]
+            if not gold:
+                raise ValueError(f"row {number + 2}: Source Docs {row['Source Docs']!r} matches no file in {docs}")
+            answer = _sec10q_answer(row["Answer"])
+            questions.append(Question(str(number), row["Question"], gold, [answer] if answer else []))
+    return EvalSet(folder.name, "sec10q", questions, folder=docs)
+
+
 def load_eval_set(path: Path, fmt: str = "auto", split: str = "all", limit: int | None = None) -> EvalSet:
     if not path.exists():
         raise RagError(f"{path}: no such dataset file or folder")
@@ -221,6 +265,7 @@ def load_eval_set(path: Path, fmt: str = "auto", split: str = "all", limit: int 
         "autorag": load_autorag,
         "clapnq": load_clapnq,
         "hotpotqa": load_hotpotqa,
+        "sec10q": load_sec10q,
     }
     try:
         dataset = load_msmarco(path, split) if fmt == "msmarco" else loaders[fmt](path)

@@ -3,7 +3,8 @@
 Retrieval ranks are over distinct source documents: a document's rank is the rank of its first
 chunk, so splitting a document into many chunks cannot inflate a score.
 Answers: English uses SQuAD's normalisation (lower case, no punctuation or articles, word tokens);
-Korean uses KorQuAD's character-level F1 with spaces and punctuation removed. ROUGE-L runs over
+Korean uses KorQuAD's character-level F1 with spaces and punctuation removed; accuracy is
+*Lost in the Middle*'s (a normalised gold answer contained in the answer). ROUGE-L runs over
 tokens that keep Hangul (a common ROUGE tokenizer drops every non-ASCII character, which scores
 every Korean answer as empty).
 """
@@ -97,6 +98,29 @@ def f1_score(prediction: str, answers: Sequence[str]) -> float:
         else:
             best = max(best, _f1(_normalize_en(prediction).split(), _normalize_en(answer).split()))
     return best
+
+
+_CITATION = re.compile(r"\s*\[\d+(?:\s*[,\-–]\s*\d+)*\]")
+
+
+def strip_citations(answer: str) -> str:
+    """Drop the [n] markers the prompt asks for: a cited "[2]" must not count as the gold answer "2"."""
+    return _CITATION.sub("", answer).strip()
+
+
+def accuracy(prediction: str, answers: Sequence[str]) -> float:
+    """*Lost in the Middle*'s accuracy: 1 if any normalised gold answer occurs in the normalised answer.
+
+    Long, cited answers rarely match exactly; containment credits them when they state the answer.
+    Each gold answer is normalised by its own script (KorQuAD's for Hangul, SQuAD's otherwise), and
+    one that normalises to nothing is skipped rather than contained in everything.
+    """
+    for answer in answers:
+        norm = _normalize_ko if is_korean(answer) else _normalize_en
+        gold = norm(answer)
+        if gold and gold in norm(prediction):
+            return 1.0
+    return 0.0
 
 
 def rouge_tokens(text: str) -> list[str]:

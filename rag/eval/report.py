@@ -1,4 +1,4 @@
-"""Write what `rag eval` measured: a terminal table, report.json, report.md and a PNG plot."""
+"""Write what `rag eval` measured: terminal tables, report.json, report.md and a PNG plot."""
 
 from __future__ import annotations
 
@@ -7,43 +7,87 @@ from pathlib import Path
 
 from rich.table import Table
 
-from rag.eval.runner import Experiment, Run
+from rag.eval.runner import GENERATION_DELTAS, Delta, Experiment, Run
+from rag.eval.stats import CONFIDENCE, RESAMPLES, SEED
 from rag.reranker import NO_RERANK, reranker_options
 
 TABLE_METRICS = ("hit@1", "hit@5", "mrr@10", "ndcg@10", "recall@20")
-GENERATION_METRICS = ("exact_match", "f1", "rouge_l", "unanswerable_declined", "judge_correct")
+LATENCY = (
+    ("retrieve_p50", "retrieve p50"),
+    ("retrieve_p95", "retrieve p95"),
+    ("rerank_p50", "rerank p50"),
+    ("rerank_p95", "rerank p95"),
+    ("generate_p50", "generate p50"),
+    ("generate_p95", "generate p95"),
+    ("first_token_p50", "first token p50"),
+)
+PER_QUESTION_LIMIT = 500  # report.json lists per-question scores up to this many questions
+
+
+def _rounded(values: dict[str, float], digits: int) -> dict[str, float]:
+    return {k: round(v, digits) for k, v in values.items()}
+
+
+def _delta_dict(d: Delta) -> dict:
+    return {
+        "retriever": d.retriever,
+        "reranker": d.reranker,
+        "candidates": d.candidates,
+        "metric": d.metric,
+        "questions": d.difference.n,
+        "baseline": round(d.baseline, 4),
+        "rerank": round(d.rerank, 4),
+        "difference": round(d.difference.mean, 4),
+        "ci95": [round(d.difference.low, 4), round(d.difference.high, 4)],
+    }
+
+
+def _run_dict(x: Experiment, r: Run) -> dict:
+    out = {
+        "retriever": r.retriever,
+        "reranker": r.reranker,
+        "candidates": r.candidates,
+        "metrics": _rounded(r.metrics, 4),
+        "latency_ms": _rounded(r.latency_ms, 1),
+    }
+    if r.generation:
+        out["generation"] = _rounded(r.generation, 4)
+    if len(x.dataset.questions) <= PER_QUESTION_LIMIT:
+        out["per_question"] = [{"id": q.id, **_rounded(row, 4)} for q, row in zip(x.dataset.questions, r.per_question)]
+    return out
 
 
 def report_dict(x: Experiment) -> dict:
     s = x.settings
+    settings = {
+        "embedder": s.embedder,
+        "chunk_size": s.chunk_size,
+        "chunk_overlap": s.chunk_overlap,
+        "top_n": s.top_n,
+        "rerank": {name: reranker_options(s, name) for name in x.rerankers if name.lower() not in NO_RERANK},
+        "retrievers": x.retrievers,
+        "rerankers": x.rerankers,
+        "candidates": x.candidates,
+        "generate": x.generate,
+        "ingest_seconds": round(x.ingest_seconds, 1),
+    }
+    if x.llm_model:
+        settings["llm"] = {
+            "model": x.llm_model,
+            "fingerprint": x.generation_fingerprint,
+            "max_tokens": s.llm_max_tokens,
+            "temperature": s.llm_temperature,
+            "context_tokens": s.llm_context_tokens,
+        }
     return {
         "dataset": x.dataset.name,
         "format": x.dataset.format,
         "questions": len(x.dataset.questions),
         "questions_with_gold": sum(1 for q in x.dataset.questions if q.gold_ids),
-        "settings": {
-            "embedder": s.embedder,
-            "chunk_size": s.chunk_size,
-            "chunk_overlap": s.chunk_overlap,
-            "top_n": s.top_n,
-            "rerank": {name: reranker_options(s, name) for name in x.rerankers if name.lower() not in NO_RERANK},
-            "retrievers": x.retrievers,
-            "rerankers": x.rerankers,
-            "candidates": x.candidates,
-            "generate": x.generate,
-            "ingest_seconds": round(x.ingest_seconds, 1),
-        },
-        "runs": [
-            {
-                "retriever": r.retriever,
-                "reranker": r.reranker,
-                "candidates": r.candidates,
-                "metrics": {k: round(v, 4) for k, v in r.metrics.items()},
-                "latency_ms": {k: round(v, 1) for k, v in r.latency_ms.items()},
-                **({"generation": {k: round(v, 4) for k, v in r.generation.items()}} if r.generation else {}),
-            }
-            for r in x.runs
-        ],
+        "settings": settings,
+        "runs": [_run_dict(x, r) for r in x.runs],
+        "bootstrap": {"resamples": RESAMPLES, "seed": SEED, "confidence": CONFIDENCE},
+        "deltas": [_delta_dict(d) for d in x.deltas],
     }
 
 
@@ -58,7 +102,12 @@ def _columns(x: Experiment) -> list[str]:
     present = {k for r in x.runs for k in r.metrics}
     columns = [k for k in TABLE_METRICS if k in present]
     generated = {k for r in x.runs if r.generation for k in r.generation}
-    return columns + [k for k in GENERATION_METRICS if k in generated]
+    return columns + [k for k in GENERATION_DELTAS if k in generated]
+
+
+def _latency_columns(x: Experiment) -> list[tuple[str, str]]:
+    present = {k for r in x.runs for k in r.latency_ms}
+    return [(key, name) for key, name in LATENCY if key in present]
 
 
 def _value(run: Run, key: str) -> float | None:
@@ -73,14 +122,30 @@ def _delta(x: Experiment, run: Run, key: str) -> float | None:
     return value - b
 
 
-def rich_table(x: Experiment) -> Table:
+def _ms(run: Run, key: str) -> str:
+    value = run.latency_ms.get(key)
+    return "-" if value is None else f"{value:.0f}"
+
+
+def _significant(d: Delta) -> bool:
+    """The interval excludes zero: this draw of questions would rarely show no difference."""
+    return d.difference.low > 0 or d.difference.high < 0
+
+
+DELTAS_TITLE = (
+    f"rerank minus no rerank (same retriever and candidates), paired over questions, "
+    f"{CONFIDENCE:.0%} bootstrap interval ({RESAMPLES} resamples)"
+)
+
+
+def rich_tables(x: Experiment) -> list[Table]:
+    """Metrics per run, latency per run, and the paired rerank differences (when there are any)."""
     columns = _columns(x)
     table = Table(title=f"{x.dataset.name}: {len(x.dataset.questions)} questions", title_justify="left")
     for name in ("retriever", "reranker", "cands"):
         table.add_column(name)
     for name in columns:
         table.add_column(name, justify="right")
-    table.add_column("rerank p50 ms", justify="right")
     best = {k: max((v for r in x.runs if (v := _value(r, k)) is not None), default=None) for k in columns}
     for run in x.runs:
         cells = []
@@ -94,13 +159,34 @@ def rich_table(x: Experiment) -> Table:
                 colour = "green" if delta > 0 else "red" if delta < 0 else "dim"
                 text += f" [{colour}]({delta:+.3f})[/]"
             cells.append(f"[bold]{text}[/]" if value == best[key] else text)
-        table.add_row(run.retriever, run.reranker, str(run.candidates), *cells, f"{run.latency_ms['rerank_p50']:.0f}")
-    return table
+        table.add_row(run.retriever, run.reranker, str(run.candidates), *cells)
+    latency_columns = _latency_columns(x)
+    latency = Table(title="latency per question, ms", title_justify="left")
+    for name in ("retriever", "reranker", "cands"):
+        latency.add_column(name)
+    for _, name in latency_columns:
+        latency.add_column(name, justify="right")
+    for run in x.runs:
+        latency.add_row(run.retriever, run.reranker, str(run.candidates), *(_ms(run, k) for k, _ in latency_columns))
+    tables = [table, latency]
+    if x.deltas:
+        deltas = Table(title=DELTAS_TITLE, title_justify="left")
+        for name in ("retriever", "reranker", "cands", "metric", "n", "without", "with", "difference", "95% CI"):
+            deltas.add_column(name, justify="right" if name in {"n", "without", "with", "difference"} else "left")
+        for d in x.deltas:
+            i = d.difference
+            colour = ("green" if i.mean > 0 else "red") if _significant(d) else "dim"
+            deltas.add_row(
+                d.retriever, d.reranker, str(d.candidates), d.metric, str(i.n), f"{d.baseline:.3f}",
+                f"{d.rerank:.3f}", f"[{colour}]{i.mean:+.3f}[/]", f"[{i.low:+.3f}, {i.high:+.3f}]",
+            )  # fmt: skip
+        tables.append(deltas)
+    return tables
 
 
 def markdown(x: Experiment) -> str:
     columns = _columns(x)
-    head = ["retriever", "reranker", "candidates", *columns, "retrieve p50 ms", "rerank p50 ms", "rerank p95 ms"]
+    head = ["retriever", "reranker", "candidates", *columns]
     lines = [
         f"# rag eval: {x.dataset.name}",
         "",
@@ -118,12 +204,30 @@ def markdown(x: Experiment) -> str:
             value = _value(run, key)
             delta = _delta(x, run, key)
             cells.append(("-" if value is None else f"{value:.3f}") + ("" if delta is None else f" ({delta:+.3f})"))
-        lat = run.latency_ms
-        lines.append(
-            f"| {run.retriever} | {run.reranker} | {run.candidates} | "
-            + " | ".join(cells)
-            + f" | {lat['retrieve_p50']:.0f} | {lat['rerank_p50']:.0f} | {lat['rerank_p95']:.0f} |"
-        )
+        lines.append(f"| {run.retriever} | {run.reranker} | {run.candidates} | " + " | ".join(cells) + " |")
+    latency_columns = _latency_columns(x)
+    head = ["retriever", "reranker", "candidates", *(f"{name} ms" for _, name in latency_columns)]
+    lines += ["", "## Latency per question", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run in x.runs:
+        cells = [run.retriever, run.reranker, str(run.candidates), *(_ms(run, k) for k, _ in latency_columns)]
+        lines.append("| " + " | ".join(cells) + " |")
+    if x.deltas:
+        head = ["retriever", "reranker", "candidates", "metric", "questions", "without", "with", "difference", "95% CI"]
+        lines += [
+            "",
+            "## Does rerank help?",
+            "",
+            f"{DELTAS_TITLE}; bold: the interval excludes 0.",
+            "",
+            "| " + " | ".join(head) + " |",
+            "|" + "---|" * len(head),
+        ]
+        for d in x.deltas:
+            i = d.difference
+            difference = f"**{i.mean:+.3f}**" if _significant(d) else f"{i.mean:+.3f}"
+            cells = [d.retriever, d.reranker, str(d.candidates), d.metric, str(i.n), f"{d.baseline:.3f}"]
+            cells += [f"{d.rerank:.3f}", difference, f"[{i.low:+.3f}, {i.high:+.3f}]"]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -4,6 +4,10 @@ Each retriever runs once per question at the largest candidate count; a smaller 
 prefix of that list (exact for dense search). A reranker scores the candidates incrementally,
 smallest count first, so one pass yields both the rankings and the rerank latency at every count.
 `none` is the no-rerank baseline and is always an arm.
+
+Scores are kept per question, so each rerank arm can be compared with its baseline question by
+question (`rerank_deltas`: paired mean difference with a bootstrap interval). Generated answers go
+through `rag.generation.generate_answer`, as `rag ask` does, and are cached on disk (`answer_cache`).
 """
 
 from __future__ import annotations
@@ -16,14 +20,19 @@ from pathlib import Path
 from ingest.writer import IndexWriter, Progress
 from rag.errors import RagError
 from rag.eval import metrics as m
+from rag.eval.answer_cache import AnswerCache, CachedAnswer, answer_key, cache_path
 from rag.eval.datasets import EvalSet, Question
+from rag.eval.stats import Interval, paired_bootstrap
+from rag.generation import fingerprint, generate_answer
 from rag.hits import Hit
 from rag.llm import LLM, Endpoint, LLMError, open_llm
-from rag.prompt import build_messages, fit_context
 from rag.reranker import NO_RERANK, Reranker, reranker_from
 from rag.retrieval import RETRIEVERS, open_retriever
 from rag.settings import Settings
 from rag.store import FORMAT_VERSION
+
+RETRIEVAL_DELTAS = ("hit@1", "mrr@10")
+GENERATION_DELTAS = ("accuracy", "exact_match", "f1", "rouge_l", "unanswerable_declined", "judge_correct")
 
 
 @dataclass
@@ -34,6 +43,22 @@ class Run:
     metrics: dict[str, float]
     latency_ms: dict[str, float]
     generation: dict[str, float] | None = None
+    # one row per dataset question, in order: the scores compared across arms (RETRIEVAL_DELTAS and
+    # GENERATION_DELTAS); a score a question cannot have (no gold document, no answer) is absent
+    per_question: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class Delta:
+    """A rerank arm against its no-rerank baseline (same retriever and count), on one metric."""
+
+    retriever: str
+    reranker: str
+    candidates: int
+    metric: str
+    baseline: float
+    rerank: float
+    difference: Interval
 
 
 @dataclass
@@ -45,7 +70,10 @@ class Experiment:
     candidates: list[int]
     generate: bool = False
     runs: list[Run] = field(default_factory=list)
+    deltas: list[Delta] = field(default_factory=list)
     ingest_seconds: float = 0.0
+    llm_model: str | None = None
+    generation_fingerprint: str | None = None
 
 
 def parse_arms(retrievers: list[str], rerankers: list[str]) -> tuple[list[str], list[str]]:
@@ -91,12 +119,41 @@ def _ms(since: float) -> float:
     return (time.perf_counter() - since) * 1000
 
 
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def rerank_deltas(runs: list[Run]) -> list[Delta]:
+    """Each rerank run against the `none` run with the same retriever and count, metric by metric.
+
+    Only questions scored in both runs are paired (the same ones: both see the same questions).
+    """
+    baselines = {(r.retriever, r.candidates): r for r in runs if r.reranker == "none"}
+    deltas = []
+    for run in runs:
+        base = baselines.get((run.retriever, run.candidates))
+        if run.reranker == "none" or base is None:
+            continue
+        for metric in RETRIEVAL_DELTAS + GENERATION_DELTAS:
+            rows = zip(run.per_question, base.per_question)
+            pairs = [(r[metric], b[metric]) for r, b in rows if metric in r and metric in b]
+            if not pairs:
+                continue
+            treated, baseline = (list(side) for side in zip(*pairs))
+            interval = paired_bootstrap(treated, baseline)
+            deltas.append(
+                Delta(run.retriever, run.reranker, run.candidates, metric, _mean(baseline), _mean(treated), interval)
+            )
+    return deltas
+
+
 class Evaluator:
     def __init__(self, experiment: Experiment, progress: Progress | None = None) -> None:
         self.x = experiment
         self.progress = progress or (lambda stage, done, total: None)
         self._llm: LLM | None = None
         self._judge: LLM | None = None
+        self._cache: AnswerCache | None = None
 
     def run(self) -> Experiment:
         started = time.perf_counter()
@@ -108,6 +165,7 @@ class Evaluator:
             candidates, retrieve_ms = self._retrieve(retriever, retriever_name)
             for reranker_name, reranker in rerankers.items():
                 self._evaluate_arm(retriever_name, reranker_name, reranker, candidates, retrieve_ms)
+        self.x.deltas = rerank_deltas(self.x.runs)
         return self.x
 
     def _load_reranker(self, name: str) -> Reranker | None:
@@ -148,6 +206,7 @@ class Evaluator:
         questions = self.x.dataset.questions
         counts = self.x.candidates
         per_count: dict[int, list[dict[str, float]]] = {c: [] for c in counts}
+        per_question: dict[int, list[dict[str, float]]] = {c: [] for c in counts}
         rerank_ms: dict[int, list[float]] = {c: [] for c in counts}
         ranked_at: dict[int, list[list[Hit]]] = {c: [] for c in counts}
         for n, (question, hits) in enumerate(zip(questions, candidates), 1):
@@ -159,9 +218,14 @@ class Evaluator:
                     top = reranker.order(top)
                 ranked_at[count].append(top)
                 rerank_ms[count].append(ms)
+                row: dict[str, float] = {}
                 if question.gold_ids:
                     ranking = m.document_ranking(doc_id(h, self.x.dataset) for h in top)
-                    per_count[count].append(m.retrieval_metrics(ranking, set(question.gold_ids), count))
+                    gold = set(question.gold_ids)
+                    per_count[count].append(m.retrieval_metrics(ranking, gold, count))
+                    # mrr@10 over `count` candidates: equal to mrr@count when count < 10, so arms always compare
+                    row = {"hit@1": m.hit_at(ranking, gold, 1), "mrr@10": m.mrr_at(ranking, gold, 10)}
+                per_question[count].append(row)
             if reranker:
                 self.progress(f"rerank {reranker_name}", n, len(questions))
         generate_at = self._generation_count()
@@ -174,13 +238,12 @@ class Evaluator:
                 "rerank_p50": m.percentile(rerank_ms[count], 50),
                 "rerank_p95": m.percentile(rerank_ms[count], 95),
             }
-            run = Run(retriever_name, reranker_name, count, metrics, latency)
+            run = Run(retriever_name, reranker_name, count, metrics, latency, per_question=per_question[count])
             if self.x.generate and count == generate_at:
-                run.generation, generate_ms = self._generate(ranked_at[count], f"{retriever_name}+{reranker_name}")
-                latency |= {
-                    "generate_p50": m.percentile(generate_ms, 50),
-                    "generate_p95": m.percentile(generate_ms, 95),
-                }
+                run.generation, scores, timing = self._generate(ranked_at[count], retriever_name, reranker_name, count)
+                for row, answer_scores in zip(run.per_question, scores):
+                    row.update(answer_scores)
+                latency |= timing
             self.x.runs.append(run)
 
     def _generation_count(self) -> int:
@@ -188,38 +251,90 @@ class Evaluator:
         below = [c for c in self.x.candidates if c <= self.x.settings.candidates]
         return max(below) if below else min(self.x.candidates)
 
-    def _generate(self, ranked: list[list[Hit]], label: str) -> tuple[dict[str, float], list[float]]:
-        s = self.x.settings
+    def _llm_client(self) -> LLM:
+        """Opened on first use (the local LLM starts a server), with the fingerprint answers are cached under."""
         if self._llm is None:
-            self._llm = open_llm(s)
-        em, f1, rouge, declined, judged, latency, failures = [], [], [], [], [], [], 0
+            self._llm = open_llm(self.x.settings)
+            self.x.llm_model = self._llm.model
+            self.x.generation_fingerprint = fingerprint(self.x.settings, self._llm.model)
+        return self._llm
+
+    def _answer_cache(self) -> AnswerCache:
+        if self._cache is None:
+            d = self.x.dataset
+            corpus = f"{d.format}-{d.corpus_key()}"
+            self._cache = AnswerCache(cache_path(self.x.settings.eval_cache_dir, d.name, corpus))
+        return self._cache
+
+    def _generate(
+        self, ranked: list[list[Hit]], retriever_name: str, reranker_name: str, count: int
+    ) -> tuple[dict[str, float], list[dict[str, float]], dict[str, float]]:
+        """Answer every question from the arm's top_n passages, reusing cached answers.
+
+        Returns the mean scores (with answered / cached / llm_failures counts), each question's
+        scores, and the generation latency. A failed answer is scored as empty and not cached, so a
+        later run asks again.
+        """
+        s = self.x.settings
+        llm = self._llm_client()
+        cache = self._answer_cache()
         questions = self.x.dataset.questions
-        for n, (question, hits) in enumerate(zip(questions, ranked), 1):
-            context = fit_context(hits[: s.top_n], s.llm_context_tokens)
-            started = time.perf_counter()
-            try:
-                answer = "".join(self._llm.stream(build_messages(question.question, context))).strip()
-            except LLMError:
-                answer, failures = "", failures + 1
-            latency.append(_ms(started))
-            if question.answerable and question.answers:
-                em.append(m.exact_match(answer, question.answers))
-                f1.append(m.f1_score(answer, question.answers))
-                rouge.append(m.rouge_l(answer, question.answers))
-                if self._judge_llm():
-                    judged.append(self._judge_score(question, answer))
-            elif not question.answerable:
-                declined.append(float(m.declines(answer)))
-            self.progress(f"generate {label}", n, len(questions))
-        mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
-        out = {"exact_match": mean(em), "f1": mean(f1), "rouge_l": mean(rouge)}
-        if declined:
-            out["unanswerable_declined"] = mean(declined)
-        if judged:
-            out["judge_correct"] = mean(judged)
-        out["answered"] = float(len(em))
+        label, arm = f"{retriever_name}+{reranker_name}", f"{retriever_name}+{reranker_name}@{count}"
+        passages = [hits[: s.top_n] for hits in ranked]
+        keys = [
+            answer_key(q.question, arm, [h.chunk.text for h in top], self.x.generation_fingerprint or "")
+            for q, top in zip(questions, passages)
+        ]
+        answers: list[CachedAnswer | None] = [cache.get(key) for key in keys]
+        reused = done = sum(a is not None for a in answers)
+        failures = 0
+        self.progress(f"generate {label}", done, len(questions))
+        for i, (question, key) in enumerate(zip(questions, keys)):
+            if answers[i] is not None:
+                continue
+            generated = generate_answer(llm, s, question.question, passages[i])
+            if generated.error:
+                failures += 1
+                answers[i] = CachedAnswer("", generated.first_token_ms, generated.generate_ms)
+            else:
+                answers[i] = CachedAnswer(generated.text, generated.first_token_ms, generated.generate_ms)
+                cache.put(key, answers[i], question_id=question.id, arm=arm)
+            done += 1
+            self.progress(f"generate {label}", done, len(questions))
+        final = [a for a in answers if a is not None]
+        judge = self._judge_llm()
+        scores = []
+        for n, (question, answer) in enumerate(zip(questions, final), 1):
+            scores.append(self._score(question, answer.text, judge))
+            if judge:
+                self.progress(f"judge {label}", n, len(questions))
+        out = {k: _mean(values) for k in GENERATION_DELTAS if (values := [row[k] for row in scores if k in row])}
+        out["answered"] = float(sum(1 for q in questions if q.answerable and q.answers))
+        out["cached"] = float(reused)
         out["llm_failures"] = float(failures)
-        return {k: v for k, v in out.items() if v is not None}, latency
+        generate_ms = [a.generate_ms for a in final]
+        first_token_ms = [a.first_token_ms for a in final if a.first_token_ms is not None]
+        timing = {"generate_p50": m.percentile(generate_ms, 50), "generate_p95": m.percentile(generate_ms, 95)}
+        if first_token_ms:
+            timing["first_token_p50"] = m.percentile(first_token_ms, 50)
+        return out, scores, timing
+
+    def _score(self, question: Question, answer: str, judge: LLM | None) -> dict[str, float]:
+        """The answer metrics this question admits; citation markers are removed before scoring."""
+        text = m.strip_citations(answer)
+        if not question.answerable:
+            return {"unanswerable_declined": float(m.declines(text))}
+        if not question.answers:
+            return {}
+        row = {
+            "accuracy": m.accuracy(text, question.answers),
+            "exact_match": m.exact_match(text, question.answers),
+            "f1": m.f1_score(text, question.answers),
+            "rouge_l": m.rouge_l(text, question.answers),
+        }
+        if judge:
+            row["judge_correct"] = self._judge_score(judge, question, text)
+        return row
 
     def _judge_llm(self) -> LLM | None:
         s = self.x.settings
@@ -228,14 +343,14 @@ class Evaluator:
             self._judge = LLM(endpoint, s.model_copy(update={"llm_max_tokens": 4, "llm_temperature": 0.0}))
         return self._judge
 
-    def _judge_score(self, question: Question, answer: str) -> float:
+    def _judge_score(self, judge: LLM, question: Question, answer: str) -> float:
         prompt = (
             "Is the candidate answer correct given the reference answers? Reply with yes or no only.\n"
             f"Question: {question.question}\nReference answers: {' | '.join(question.answers)}\n"
             f"Candidate answer: {answer}"
         )
         try:
-            verdict = "".join(self._judge.stream([{"role": "user", "content": prompt}]))
+            verdict = "".join(judge.stream([{"role": "user", "content": prompt}]))
         except LLMError:
             return 0.0
         return float(verdict.strip().lower().startswith(("yes", "예", "네")))

