@@ -4,7 +4,8 @@ Configurations share one retrieval + rerank per question and run interleaved que
 question, so machine noise falls on all of them alike:
 
 - `smollm2`: SmolLM2-135M (the previous default), every passage whole;
-- `qwen-untuned`: Qwen2.5-Coder-1.5B, every passage whole (the estimated 3,000-token budget);
+- `qwen-untuned`: Qwen2.5-Coder-1.5B, every passage whole (the estimated 3,000-token budget), in a
+  server of its own so that neither warms the other's prompt cache;
 - `qwen`: Qwen2.5-Coder-1.5B as shipped: the real-token budget `RAG_LLM_CONTEXT_TOKENS`, with
   passages trimmed to their best sentences.
 
@@ -40,7 +41,10 @@ CORPUS = ROOT / "docs_corpus"
 def configurations(base: Settings, budget: int) -> dict[str, Settings]:
     return {
         "smollm2": base.model_copy(update={"llm_model": "smollm2", "llm_context_tokens": 3000}),
-        "qwen-untuned": base.model_copy(update={"llm_model": "qwen2.5-1.5b", "llm_context_tokens": 3000}),
+        # its own server (another context size): it must not warm the shipped configuration's prompt cache
+        "qwen-untuned": base.model_copy(
+            update={"llm_model": "qwen2.5-1.5b", "llm_context_tokens": 3000, "local_llm_ctx": 8192}
+        ),
         "qwen": base.model_copy(update={"llm_model": "qwen2.5-1.5b", "llm_context_tokens": budget}),
     }
 

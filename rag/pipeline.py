@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from rag.errors import RagError
 from rag.generation import generate_answer
+from rag.generation.guard import parse_defences
 from rag.hits import Hit
 from rag.llm import LLM, LLMError, open_llm
 from rag.reranker import Reranker, RerankerUnavailable, reranker_from
@@ -35,6 +36,7 @@ def _ms(since: float) -> float:
 class Pipeline:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        parse_defences(settings.injection_defences)  # a bad setting fails before any model loads
         explicit = settings.embedder if "embedder" in settings.model_fields_set else None
         self.retriever = open_retriever(settings.retriever, settings.index_dir, explicit)
         self.reranker_warning: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from rag.errors import RagError
 from rag.generation import guard
 from rag.generation.budget import estimate_tokens, fit_context
 from rag.generation.citations import CitationFilter, check_citations
@@ -75,7 +76,7 @@ def test_budget_always_keeps_the_best_passage_and_stops_when_full():
 def test_defences_parse_and_refuse_unknown_names():
     assert guard.parse_defences("none") == frozenset()
     assert guard.parse_defences("all") == frozenset(guard.DEFENCES)
-    with pytest.raises(ValueError, match="unknown sandbox"):
+    with pytest.raises(RagError, match="unknown sandbox; use datamark"):
         guard.parse_defences("datamark,sandbox")
 
 

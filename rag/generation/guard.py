@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import re
 
+from rag.errors import RagError
+
 DEFENCES = ("datamark", "neutralise", "reminder", "flag")
 MARK = "│ "
 
@@ -67,7 +69,9 @@ def parse_defences(text: str) -> frozenset[str]:
         return frozenset(DEFENCES)
     unknown = names - set(DEFENCES)
     if unknown:
-        raise ValueError(f"RAG_INJECTION_DEFENCES: unknown {', '.join(sorted(unknown))}; use {', '.join(DEFENCES)}")
+        raise RagError(
+            f"RAG_INJECTION_DEFENCES: unknown {', '.join(sorted(unknown))}; use {', '.join(DEFENCES)}, all or none"
+        )
     return frozenset(names)
 
 
