@@ -6,7 +6,7 @@ import pytest
 
 from rag.errors import RagError
 from rag.generation import guard
-from rag.generation.budget import estimate_tokens, fit_context
+from rag.generation.budget import estimate_tokens, fit_context, merge_neighbours
 from rag.generation.citations import CitationFilter, check_citations
 from rag.generation.prompt import build_messages
 from rag.generation.repetition import RepetitionGuard
@@ -127,3 +127,15 @@ def test_every_defence_shows_in_the_prompt_and_none_leaves_the_text_as_is():
     assert "│" in system["content"]
     system, user = build_messages("When is it open?", [hit(1, attack)], defences=())
     assert attack in user["content"] and "Reminder:" not in user["content"]
+
+
+def test_neighbouring_chunks_of_one_file_are_read_as_one_passage():
+    page = "Held books wait 3 days at the desk. After that period they go to the next reader. Fees: none."
+    first = Hit(StoredChunk(1, "/d/holds.txt", "Holds", None, 0, 60, page[:60]), 0.9, 2)
+    second = Hit(StoredChunk(2, "/d/holds.txt", "Holds", None, 36, len(page), page[36:]), 1.0, 1)
+    other = hit(3, "Another file.")
+    merged = merge_neighbours([second, other, first])
+    assert [h.chunk.id for h in merged] == [2, 3]  # at the better rank, the other file after it
+    assert merged[0].chunk.text == page and (merged[0].chunk.start, merged[0].chunk.end) == (0, len(page))
+    apart = Hit(StoredChunk(4, "/d/holds.txt", "Holds", None, 200, 210, "far below."), 0.5, 4)
+    assert len(merge_neighbours([first, apart])) == 2

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from rag.generation import guard
-from rag.generation.budget import estimate_tokens, fit_context
+from rag.generation.budget import estimate_tokens, fit_context, merge_neighbours
 from rag.generation.citations import CitationFilter
 from rag.generation.prompt import PROMPT_VERSION, build_messages
 from rag.generation.repetition import RepetitionGuard
@@ -61,16 +61,23 @@ def generate_answer(
     shows is exactly the final `.text`."""
     defences = guard.parse_defences(settings.injection_defences)
     started = time.perf_counter()
+    given = merge_neighbours(ranked[: settings.top_n])
     try:
-        passages, trimmed = fit_context(ranked[: settings.top_n], settings.llm_context_tokens, question, _counter(llm))
+        passages, trimmed = fit_context(given, settings.llm_context_tokens, question, _counter(llm))
     except LLMError as exc:
-        return Generated(text="", passages=ranked[: settings.top_n], error=str(exc))
+        return Generated(text="", passages=given, error=str(exc))
     out = Generated(text="", passages=passages)
-    dropped = min(len(ranked), settings.top_n) - len(passages)
+    dropped = len(given) - len(passages)
     if trimmed or dropped:
         out.warnings.append(
-            f"{trimmed} passage(s) trimmed to their best sentences"
-            + (f", {dropped} left out" if dropped else "")
+            ", ".join(
+                part
+                for part in (
+                    f"{trimmed} passage(s) trimmed to their best sentences" if trimmed else "",
+                    f"{dropped} left out" if dropped else "",
+                )
+                if part
+            )
             + f" to fit the LLM context budget (RAG_LLM_CONTEXT_TOKENS={settings.llm_context_tokens})"
         )
     if "flag" in defences:

@@ -4,6 +4,12 @@ On a 2-core CPU the prompt is the cost of an answer (the 1.5B reads ~50 tokens/s
 counts real tokens when the endpoint can tokenize (the local llama.cpp server's /tokenize) and an
 upper-bound estimate otherwise. A passage that does not fit whole keeps the sentences that share
 most with the question, in their original order, rather than being dropped.
+
+Neighbouring chunks of one file (they share up to RAG_CHUNK_OVERLAP characters) are first joined
+into one passage: the overlap is read once, and a fact split from its context by a chunk boundary
+reads as one text again (docs_corpus's holds notice: "3일 동안 보관합니다" ends one chunk, "이 기간
+안에 찾아가지 않으면 다음 예약자에게 넘어갑니다" opens the next, and the model answered from the
+second alone).
 """
 
 from __future__ import annotations
@@ -19,6 +25,24 @@ OVERHEAD = 20  # tokens of the <document> tags and title around a passage
 MIN_TRIMMED = 40  # a trimmed passage shorter than this is not worth its tags
 _SENTENCE = re.compile(r"[^.!?。\n]+(?:[.!?。]+|\n|$)")
 _WORD = re.compile(r"\w+")
+
+
+def merge_neighbours(hits: list[Hit]) -> list[Hit]:
+    """Join hits whose chunks overlap or touch in the same file and page, at the better one's rank."""
+    merged: list[Hit] = []
+    for hit in hits:
+        c = hit.chunk
+        for i, kept in enumerate(merged):
+            k = kept.chunk
+            if (k.path, k.page) == (c.path, c.page) and c.start <= k.end and k.start <= c.end:
+                first, second = (k, c) if k.start <= c.start else (c, k)
+                text = first.text + second.text[first.end - second.start :] if second.end > first.end else first.text
+                chunk = replace(k, start=first.start, end=max(first.end, second.end), text=text)
+                merged[i] = replace(kept, chunk=chunk)
+                break
+        else:
+            merged.append(hit)
+    return merged
 
 
 def estimate_tokens(text: str) -> int:
