@@ -53,6 +53,7 @@ def test_failing_llm_still_shows_the_sources(index, cross_encoder_dir, monkeypat
     server = FaultServer()
     server.mode = "500"
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    monkeypatch.setenv("RAG_LLM_MODEL", "test-model")  # the fault server has no /v1/models
     monkeypatch.setenv("RAG_LLM_MAX_RETRIES", "0")
     try:
         args = ["ask", "How much is the late fee?", "--index", str(index), "--json"]
@@ -73,6 +74,7 @@ def test_failing_llm_still_shows_the_sources(index, cross_encoder_dir, monkeypat
 def test_unavailable_reranker_warns_and_answers_without_rerank(index, monkeypatch):
     server = FaultServer()
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    monkeypatch.setenv("RAG_LLM_MODEL", "test-model")
     try:
         args = ["ask", "When does it close?", "--index", str(index), "-n", "1", "--reranker", "bge-reranker-v2-m3"]
         result = runner.invoke(app, args)
@@ -110,6 +112,7 @@ def test_bundled_reranker_works_offline_by_name_and_puts_the_answer_first(index,
     server = FaultServer()  # generation fails fast: this test is about the sources
     server.mode = "500"
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    monkeypatch.setenv("RAG_LLM_MODEL", "test-model")  # the fault server has no /v1/models
     monkeypatch.setenv("RAG_LLM_MAX_RETRIES", "0")
     try:
         args = ["ask", question, "--index", str(index), "--json", "--reranker", "rag-e5-ko-en"]
