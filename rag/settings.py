@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     llm_timeout: float = 120.0
     llm_max_retries: int = 2
     llm_max_tokens: int = 256
-    llm_context_tokens: int = 1400  # tokens of the passages; real tokens for the local model (rag.generation.budget)
+    llm_context_tokens: int = 3000  # tokens of the passages; real tokens for the local model (rag.generation.budget)
     llm_temperature: float = 0.0  # greedy: the answer should follow the passages, not sample
     # defences against instructions inside documents (rag.generation.guard); "none" turns all off
     injection_defences: str = "datamark,neutralise,reminder,flag"
