@@ -71,7 +71,7 @@ def main() -> None:
         gold = {str(CORPUS / g) for g in q.get("gold_ids", [])}
         for name, settings in configs.items():
             g = generate_answer(llms[name], settings, q["question"], ranked)
-            cited = {g.passages[i - 1].source for i in _cited(g.text) if i <= len(g.passages)}
+            cited = {g.passages[n - 1].source for n in g.cited}
             rows[name].append(
                 {
                     "id": q["id"],
@@ -95,12 +95,6 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {"when": time.strftime("%Y-%m-%d %H:%M"), "budget": args.budget, "summary": summary, "rows": rows}
     args.out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-
-
-def _cited(text: str) -> list[int]:
-    import re
-
-    return [int(n) for group in re.findall(r"\[([\d, ]+)\]", text) for n in re.findall(r"\d+", group)]
 
 
 def _summary(rows: list[dict]) -> dict:

@@ -178,3 +178,4 @@ def test_a_looping_model_is_stopped_and_its_answer_kept_once(server):
     generated = generate_answer(client, client.settings, "When does it open?", [hit(1, "Opens at 9.")], shown.append)
     assert generated.text == "It opens at 9 [1]. Who opens it?" == "".join(shown).strip()
     assert generated.repetition_stopped and "repeating itself" in generated.warnings[0]
+    assert generated.cited == [1]

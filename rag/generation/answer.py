@@ -7,7 +7,6 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from rag.generation import guard
 from rag.generation.budget import estimate_tokens, fit_context, merge_neighbours
@@ -28,6 +27,7 @@ class Generated:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     removed_citations: list[int] = field(default_factory=list)
+    cited: list[int] = field(default_factory=list)  # 1-based passages the answer cites, in order
     flagged: list[int] = field(default_factory=list)  # 1-based passages that address the assistant
     repetition_stopped: bool = False
     first_token_ms: float | None = None
@@ -49,7 +49,7 @@ def fingerprint(settings: Settings, model: str) -> str:
 
 
 def _counter(llm: LLM) -> Callable[[str], int]:
-    return lru_cache(maxsize=4096)(llm.count_tokens) if llm.can_tokenize else estimate_tokens
+    return llm.count_tokens if llm.can_tokenize else estimate_tokens
 
 
 def generate_answer(
@@ -70,15 +70,8 @@ def generate_answer(
     dropped = len(given) - len(passages)
     if trimmed or dropped:
         out.warnings.append(
-            ", ".join(
-                part
-                for part in (
-                    f"{trimmed} passage(s) trimmed to their best sentences" if trimmed else "",
-                    f"{dropped} left out" if dropped else "",
-                )
-                if part
-            )
-            + f" to fit the LLM context budget (RAG_LLM_CONTEXT_TOKENS={settings.llm_context_tokens})"
+            f"{trimmed} passage(s) trimmed to their best sentences, {dropped} left out, to fit the LLM "
+            f"context budget (RAG_LLM_CONTEXT_TOKENS={settings.llm_context_tokens})"
         )
     if "flag" in defences:
         out.flagged = [n for n, hit in enumerate(passages, 1) if guard.addresses_assistant(hit.chunk.text)]
@@ -106,6 +99,7 @@ def generate_answer(
         stream.close()
     out.text = "".join(parts).strip()
     out.removed_citations = citations.removed
+    out.cited = citations.cited
     out.repetition_stopped = repetition.stopped
     if repetition.stopped:
         out.warnings.append("the model began repeating itself: the answer was cut there")
