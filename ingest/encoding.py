@@ -8,6 +8,8 @@ guess for everything else (latin-1, shift_jis, …).
 from __future__ import annotations
 
 import codecs
+import os
+from pathlib import Path
 
 from charset_normalizer import from_bytes
 
@@ -52,3 +54,24 @@ def decode_text(data: bytes) -> tuple[str, str]:
     tied = [m for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
     best = next((m for m in tied if m.encoding == "cp1252"), best)
     return str(best), best.encoding
+
+
+def decode_path(path: Path) -> str:
+    """A path as text, each component decoded on its own: UTF-8, else cp949, else escaped bytes.
+
+    Linux hands Python a name that is not UTF-8 (a Korean zip unpacked from Windows carries cp949
+    names) as lone surrogates, which SQLite, Kiwi and the terminal all reject. This name is what the
+    index stores and shows; the file itself is still read through the original `path`.
+    """
+    parts = []
+    for part in path.parts:
+        raw = os.fsencode(part)
+        for name in ("utf-8", "cp949"):
+            try:
+                parts.append(raw.decode(name))
+                break
+            except UnicodeDecodeError:
+                pass
+        else:
+            parts.append(raw.decode("utf-8", "backslashreplace"))
+    return str(Path(*parts))

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.chunking import chunk_text
+from ingest.encoding import decode_path
 from ingest.loaders import Page, SkipFile, load_file
 from ingest.walk import walk
 from rag import __version__
@@ -110,8 +111,8 @@ def chunker_settings(settings: Settings) -> dict:
     return {"size": settings.chunk_size, "overlap": settings.chunk_overlap, "splitter": CHUNKER_VERSION}
 
 
-def _under(path: str, roots: list[Path]) -> bool:
-    return any(path == str(root) or path.startswith(str(root) + os.sep) for root in roots)
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == root or path.startswith(root + os.sep) for root in roots)
 
 
 def _fsync(path: Path) -> None:
@@ -149,8 +150,8 @@ class IndexWriter:
     def ingest(self, paths: list[Path]) -> IngestReport:
         """Files and folders: only what is under `paths` is compared, and pruned when it vanished."""
         files = list(walk(paths))  # fails on a missing path before anything is touched
-        roots = [p.resolve() for p in paths]
-        sources = [(str(path), functools.partial(self._read, path)) for path in files]
+        roots = [decode_path(p.resolve()) for p in paths]
+        sources = [(decode_path(path), functools.partial(self._read, path)) for path in files]
         return self._run(sources, lambda key: _under(key, roots))
 
     def ingest_records(self, records: list[Record]) -> IngestReport:
@@ -241,8 +242,9 @@ class IndexWriter:
         sha = hashlib.sha256(data).hexdigest()
         if sha == known_sha:
             return None
-        loaded = load_file(path, data)
-        return _NewFile(str(path), sha, len(data), loaded.title, self._chunks(loaded.pages))
+        name = decode_path(path)
+        loaded = load_file(Path(name), data)
+        return _NewFile(name, sha, len(data), loaded.title, self._chunks(loaded.pages))
 
     def _embed(self, new_files: list[_NewFile]) -> np.ndarray:
         """Embed every new chunk (title + text), shortest first so batches carry little padding."""

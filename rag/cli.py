@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -60,10 +61,15 @@ def _friendly(command):
     return wrapper
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _display_path(path: str) -> str:
-    """Relative to the working folder when inside it, else absolute."""
+    """Relative to the working folder when inside it, else absolute; control characters escaped
+    (a file name may hold a newline), so each path stays on its one line."""
     cwd = os.getcwd() + os.sep
-    return path[len(cwd) :] if path.startswith(cwd) else path
+    path = path[len(cwd) :] if path.startswith(cwd) else path
+    return _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode(), path)
 
 
 def _progress_bars():

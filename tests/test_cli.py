@@ -123,3 +123,14 @@ def test_bundled_reranker_works_offline_by_name_and_puts_the_answer_first(index,
     assert payload["models"]["reranker"] == "rag-e5-ko-en" and not payload["warnings"]
     assert payload["sources"][0]["source"].endswith(source)
     assert all(s["rerank_score"] is not None and s["final_score"] is not None for s in payload["sources"])
+
+
+def test_ingest_summary_keeps_an_odd_file_name_on_one_line(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "fees.txt").write_text("Late fees are 100 won per day.", encoding="utf-8")
+    (folder / "scan\nof notes.xyz").write_bytes(b"data")
+    result = runner.invoke(app, ["ingest", str(folder), "--index", str(tmp_path / "index")])
+    assert result.exit_code == 0, result.output
+    assert "scan\\nof notes.xyz: unsupported file type '.xyz'" in result.output.replace("\n", "")
+    assert "scan\nof" not in result.output  # a raw newline would split the entry over two lines

@@ -134,6 +134,56 @@ def test_a_file_that_becomes_unreadable_leaves_the_index(folder, index_dir):
     assert [Path(p).name for p in report.removed] == ["fees.txt"]
 
 
+def test_cp949_file_and_folder_names_are_decoded_indexed_and_pruned(folder, index_dir):
+    """Names a Korean zip made on Windows leaves behind: cp949 bytes, not UTF-8, on a Linux disk."""
+    legacy = folder / os.fsdecode("옛 자료".encode("cp949"))
+    legacy.mkdir()
+    name = legacy / os.fsdecode("반납안내.txt".encode("cp949"))
+    name.write_text("연체료는 하루에 한 권당 100원입니다.", encoding="utf-8")
+    report = ingest(index_dir, folder)
+    assert not report.skipped and report.files_seen == 4
+    shown = str(folder / "옛 자료" / "반납안내.txt")
+    assert shown in report.ingested
+    reader = IndexReader(index_dir)
+    assert reader.db.execute("SELECT title FROM chunks WHERE path = ?", (shown,)).fetchone() == ("반납안내",)
+    reader.close()
+    assert top_source(index_dir, "연체료는 하루에 얼마인가요?") == "반납안내.txt"
+    assert ingest(index_dir, folder).unchanged == 4  # the decoded name is a stable key
+    name.unlink()
+    assert ingest(index_dir, folder).removed == [shown]
+
+
+def test_undecodable_long_and_newline_names_are_ingested(folder, index_dir):
+    odd = {
+        os.fsdecode(b"\xff\xfe-raw.txt"): "Raw bytes name: room 3 is for group study.",
+        "가" * 80 + ".txt": "A 244-byte name: the reading room has 40 seats.",
+        "two\nlines.md": "# Printing\n\nPrinting costs 50 won a page.",
+    }
+    for name, text in odd.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    report = ingest(index_dir, folder)
+    assert not report.skipped and len(report.ingested) == 6
+    assert {"\\xff\\xfe-raw.txt", "가" * 80 + ".txt", "two\nlines.md"} <= set(indexed(index_dir))
+    assert top_source(index_dir, "How much does printing cost?") == "two\nlines.md"
+
+
+def test_a_file_that_vanishes_mid_ingest_is_skipped_and_pruned(folder, index_dir):
+    ingest(index_dir, folder)
+    (folder / "fees.txt").write_text("Late fees are now 200 won per day.")
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "reading" and done == 1:  # after the walk listed it, before it is read
+            (folder / "ko" / "대출.txt").unlink()
+
+    report = IndexWriter(make_settings(index_dir), progress).ingest([folder])
+    assert [(Path(p).name, why) for p, why in report.skipped] == [
+        ("대출.txt", "unreadable (No such file or directory)")
+    ]
+    assert [Path(p).name for p in report.removed] == ["대출.txt"]
+    assert set(indexed(index_dir)) == {"fees.txt", "hours.md"}
+    assert top_source(index_dir, "How much are late fees per day?") == "fees.txt"
+
+
 @pytest.mark.parametrize("failure", [RuntimeError("disk full"), KeyboardInterrupt()])
 def test_crash_or_ctrl_c_mid_ingest_leaves_the_previous_index_usable(folder, index_dir, monkeypatch, failure):
     ingest(index_dir, folder)
