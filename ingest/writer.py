@@ -31,7 +31,7 @@ from ingest.encoding import decode_path
 from ingest.loaders import Page, SkipFile, load_file
 from ingest.walk import walk
 from rag import __version__
-from rag.embedder import load_embedder
+from rag.embedder import load_embedder, prefixes
 from rag.errors import RagError
 from rag.lexical import tokenize
 from rag.settings import Settings
@@ -176,6 +176,11 @@ class IndexWriter:
                 f"index {self.index_dir} was built with embedder '{manifest['embedder']}', not "
                 f"'{self.settings.embedder}': set RAG_EMBEDDER to the former or use a new --index folder"
             )
+        if manifest and manifest.get("prefixes", {}).get("passage", "") != prefixes(self.settings.embedder)[1]:
+            raise RagError(
+                f"index {self.index_dir} was embedded without the prefixes this rag gives "
+                f"'{self.settings.embedder}' ({prefixes(self.settings.embedder)[1]!r}): use a new --index folder"
+            )
         rechunk = manifest is not None and manifest["chunker"] != chunker_settings(self.settings)
         known = self._known_files(previous)
 
@@ -256,7 +261,7 @@ class IndexWriter:
         self.progress("embedding", 0, len(texts))
         for begin in range(0, len(order), batch):
             rows = order[begin : begin + batch]
-            out[rows] = embedder.embed([texts[i] for i in rows])
+            out[rows] = embedder.embed_passages([texts[i] for i in rows])
             self.progress("embedding", min(begin + batch, len(texts)), len(texts))
         return out
 
@@ -353,7 +358,8 @@ class IndexWriter:
             "embedder": self.settings.embedder,
             "dimension": dim,
             "metric": "cosine (inner product of normalised vectors)",
-            "embedded_text": "title + newline + chunk text",
+            "embedded_text": "passage prefix + title + newline + chunk text",
+            "prefixes": dict(zip(("query", "passage"), prefixes(self.settings.embedder), strict=True)),
             "chunker": chunker_settings(self.settings),
             "chunks": chunks,
             "files": files,

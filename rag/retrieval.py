@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rag.embedder import Embedder, load_embedder
+from rag.embedder import Embedder, load_embedder, prefixes
 from rag.errors import RagError
 from rag.hits import Hit
 from rag.lexical import tokenize
@@ -16,11 +16,17 @@ from rag.store import IndexReader
 
 
 def _check_embedder(index: IndexReader, embedder_id: str) -> None:
-    """Vectors from two embedders live in unrelated spaces: comparing them returns noise."""
+    """Vectors from two embedders, or one embedder with other prefixes, live in unrelated spaces:
+    comparing them returns noise."""
     if embedder_id != index.embedder_id:
         raise RagError(
             f"index {index.index_dir} was built with embedder '{index.embedder_id}' but the query "
             f"would use '{embedder_id}': unset RAG_EMBEDDER or re-ingest with the new embedder"
+        )
+    if prefixes(embedder_id) != index.embedder_prefixes:
+        raise RagError(
+            f"index {index.index_dir} was embedded with passage prefix {index.embedder_prefixes[1]!r}, this "
+            f"rag embeds '{embedder_id}' with {prefixes(embedder_id)[1]!r}: re-ingest into a new --index folder"
         )
 
 
@@ -63,7 +69,7 @@ class DenseRetriever:
         return cls(index, load_embedder(embedder_id or index.embedder_id))
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
-        return self.index.search(self.embedder.embed([query])[0], k)
+        return self.index.search(self.embedder.embed_queries([query])[0], k)
 
     def retrieve(self, query: str, k: int) -> list[Hit]:
         _check_query(query)

@@ -116,6 +116,12 @@ class IndexReader:
     def embedder_id(self) -> str:
         return self.manifest["embedder"]
 
+    @property
+    def embedder_prefixes(self) -> tuple[str, str]:
+        """(query, passage) prefixes the chunks were embedded with; none in indexes older than them."""
+        recorded = self.manifest.get("prefixes", {})
+        return recorded.get("query", ""), recorded.get("passage", "")
+
     def __len__(self) -> int:
         return int(self.vectors.ntotal)
 

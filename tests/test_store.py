@@ -311,3 +311,35 @@ def test_records_ingest_incrementally_and_prune_what_is_gone(index_dir):
     third = IndexWriter(make_settings(index_dir)).ingest_records(changed)
     assert sorted(third.ingested) == ["a", "c"] and third.removed == ["b"]
     assert set(indexed(index_dir)) == {"a", "c"}
+
+
+def test_an_index_embedded_without_e5_prefixes_is_refused_by_name(folder, index_dir):
+    """An index made before the prefixes (or by another tool) lives in another space for e5."""
+    ingest(index_dir, folder)
+    manifest_path = live_generation(index_dir) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    assert manifest["prefixes"] == {"query": "", "passage": ""}  # MiniLM was trained without any
+    del manifest["prefixes"]
+    manifest["embedder"] = "multilingual-e5-small"
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(RagError, match="passage prefix '', this rag embeds 'multilingual-e5-small' with 'passage: '"):
+        DenseRetriever.open(index_dir)
+    with pytest.raises(RagError, match=r"without the prefixes .* use a new --index folder"):
+        ingest(index_dir, folder, embedder="multilingual-e5-small")
+
+
+@pytest.mark.parametrize(
+    ("model_id", "expected"),
+    [
+        ("multilingual-e5-small", ("query: ", "passage: ")),
+        ("intfloat/multilingual-e5-large", ("query: ", "passage: ")),
+        ("intfloat/e5-base-v2", ("query: ", "passage: ")),
+        ("sentence-transformers/all-MiniLM-L6-v2", ("", "")),
+        ("BAAI/bge-m3", ("", "")),
+        ("/models/resnet50", ("", "")),
+    ],
+)
+def test_e5_models_get_their_prefixes(model_id, expected):
+    from rag.embedder import prefixes
+
+    assert prefixes(model_id) == expected

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.writer import IndexWriter, Progress
+from rag.embedder import prefixes
 from rag.errors import RagError
 from rag.eval import metrics as m
 from rag.eval.answer_cache import AnswerCache, CachedAnswer, answer_key, cache_path
@@ -100,7 +101,7 @@ def parse_candidates(text: str) -> list[int]:
 def prepare_index(dataset: EvalSet, settings: Settings, progress: Progress | None = None) -> Path:
     """Ingest the corpus through the normal ingest path into a cache keyed by corpus and settings."""
     key = f"v{FORMAT_VERSION}-{dataset.format}-{dataset.corpus_key()}-{settings.chunk_size}-{settings.chunk_overlap}"
-    embedder = settings.embedder.replace("/", "_")
+    embedder = settings.embedder.replace("/", "_") + ("-prefixed" if any(prefixes(settings.embedder)) else "")
     index_dir = settings.eval_cache_dir / f"{key}-{embedder}"
     writer = IndexWriter(settings.model_copy(update={"index_dir": index_dir}), progress)
     report = writer.ingest([dataset.folder]) if dataset.folder else writer.ingest_records(dataset.records)
