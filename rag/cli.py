@@ -155,43 +155,11 @@ def _print_sources(answer) -> None:
             )
 
 
-def answer_json(answer) -> dict:
-    return {
-        "question": answer.question,
-        "answer": answer.answer,
-        "error": answer.error,
-        "warnings": answer.warnings,
-        "sources": [
-            {
-                "rank": rank,
-                "source": hit.source,
-                "title": hit.chunk.title,
-                "page": hit.chunk.page,
-                "chunk_id": hit.chunk.id,
-                "start": hit.chunk.start,
-                "end": hit.chunk.end,
-                "text": hit.chunk.text,
-                "retrieval_rank": hit.retrieval_rank,
-                "retrieval_score": hit.retrieval_score,
-                "rerank_score": hit.rerank_score,
-                "rerank_sigmoid": hit.rerank_prob,
-                "rerank_relative": hit.rerank_relative,
-                "final_score": hit.final_score,
-            }
-            for rank, hit in enumerate(answer.sources, 1)
-        ],
-        "flagged": answer.flagged,
-        "removed_citations": answer.removed_citations,
-        "timings_ms": answer.timings_ms,
-        "models": answer.models,
-    }
-
-
 def _answer_one(pipeline, question: str, as_json: bool) -> bool:
     """Ask one question and print it; returns False when the LLM failed."""
     if as_json:
         answer = pipeline.ask(question)
-        out.print_json(json.dumps(answer_json(answer), ensure_ascii=False))
+        out.print_json(json.dumps(answer.as_dict(), ensure_ascii=False))
         return answer.error is None
 
     def write(piece: str) -> None:
@@ -265,6 +233,38 @@ def chat(
 
     settings = _settings(index_dir=index, candidates=candidates, top_n=top_n, reranker=reranker, retriever=retriever)
     _chat(Pipeline(settings))
+
+
+@app.command()
+@_friendly
+def serve(
+    index: IndexOpt = None,
+    host: Annotated[str, typer.Option(help="Interface to bind; not loopback needs RAG_SERVE_API_KEY")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+) -> None:
+    """Serve the index over HTTP: OpenAI-compatible chat with sources, and search (see /docs)."""
+    import uvicorn
+
+    from rag.serve.api import create_app
+
+    api_key = os.environ.get("RAG_SERVE_API_KEY") or None
+    if not _loopback(host) and not api_key:
+        raise RagError(f"--host {host} is reachable from other machines: set RAG_SERVE_API_KEY (clients then send "
+                       "Authorization: Bearer <key>) or keep the default 127.0.0.1")  # fmt: skip
+    settings = _settings(index_dir=index)
+    err.print(f"[dim]loading models for {settings.index_dir} …[/]", highlight=False)
+    application = create_app(settings, api_key=api_key)
+    err.print(f"ready: http://{host}:{port}/  (API docs at /docs)", highlight=False)
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 @app.command("eval")

@@ -28,6 +28,42 @@ class Answer:
     flagged: list[int] = field(default_factory=list)  # 1-based sources that address the assistant
     removed_citations: list[int] = field(default_factory=list)  # [n] the answer cited that do not exist
 
+    def as_dict(self) -> dict:
+        """The JSON both `rag ask --json` and `rag serve` give: the answer, its sources and scores."""
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "error": self.error,
+            "warnings": self.warnings,
+            "sources": hits_as_dicts(self.sources),
+            "flagged": self.flagged,
+            "removed_citations": self.removed_citations,
+            "timings_ms": self.timings_ms,
+            "models": self.models,
+        }
+
+
+def hits_as_dicts(hits: list[Hit]) -> list[dict]:
+    return [
+        {
+            "rank": rank,
+            "source": hit.source,
+            "title": hit.chunk.title,
+            "page": hit.chunk.page,
+            "chunk_id": hit.chunk.id,
+            "start": hit.chunk.start,
+            "end": hit.chunk.end,
+            "text": hit.chunk.text,
+            "retrieval_rank": hit.retrieval_rank,
+            "retrieval_score": hit.retrieval_score,
+            "rerank_score": hit.rerank_score,
+            "rerank_sigmoid": hit.rerank_prob,
+            "rerank_relative": hit.rerank_relative,
+            "final_score": hit.final_score,
+        }
+        for rank, hit in enumerate(hits, 1)
+    ]
+
 
 def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 1)

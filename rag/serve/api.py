@@ -1,0 +1,232 @@
+"""The HTTP API of `rag serve`: one warm process, OpenAI-compatible chat grounded in the index.
+
+FastAPI because it gives request validation, an OpenAPI page at `/docs` and streaming responses
+with little code, and uvicorn runs it in-process (tests start it on a free loopback port).
+
+- `POST /v1/chat/completions`: the last user message is the question; the answer cites [n]; the
+  sources travel in the extra field `rag` (of the response, or of the last SSE chunk when
+  `stream` is true). Any OpenAI client works unchanged.
+- `POST /v1/search`: retrieve + rerank, no LLM: hits with their scores, for programs.
+- `GET /v1/models`, `GET /healthz`.
+
+One local LLM answers one question at a time: generations take turns behind a lock, at most
+`max_waiting` requests wait for it, and a request beyond that gets 429 at once, never a crash.
+Search does not wait for the LLM. Bad input is a 4xx with a one-line message in OpenAI's error
+shape (`{"error": {"message", "type"}}`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from rag.errors import RagError
+from rag.pipeline import Answer, Pipeline, hits_as_dicts
+from rag.settings import Settings
+
+MODEL_ID = "rag"  # what /v1/models lists and clients name; the LLM behind it is in each answer's `rag.models`
+MAX_BODY = 1_000_000  # bytes of a JSON request
+MAX_QUESTION = 4_000  # characters
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind = status, message, kind
+
+
+class Message(BaseModel):
+    role: str
+    content: str | list[dict] | None = None
+
+
+class ChatRequest(BaseModel):
+    model: str | None = None
+    messages: list[Message]
+    stream: bool = False
+
+
+class SearchRequest(BaseModel):
+    query: str
+    top_n: int | None = Field(default=None, ge=1, le=50)
+
+
+class Busy:
+    """One generation at a time; at most `max_waiting` queued behind it."""
+
+    def __init__(self, max_waiting: int) -> None:
+        self.lock = threading.Lock()
+        self.max_waiting = max_waiting
+        self.waiting = 0
+        self._count = threading.Lock()
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        with self._count:
+            if self.waiting > self.max_waiting:  # one answering, max_waiting behind it
+                message = f"busy: {self.waiting} questions are with the LLM or waiting for it; retry later"
+                raise ApiError(429, message, "rate_limit")
+            self.waiting += 1
+        try:
+            with self.lock:
+                yield
+        finally:
+            with self._count:
+                self.waiting -= 1
+
+
+def _question(request: ChatRequest) -> str:
+    users = [m for m in request.messages if m.role == "user"]
+    if not users:
+        raise ApiError(400, "messages: no user message; the last user message is the question")
+    content = users[-1].content
+    if isinstance(content, list):  # OpenAI's content parts: keep the text ones
+        content = " ".join(part.get("text", "") for part in content if part.get("type") == "text")
+    question = (content or "").strip()
+    if not question:
+        raise ApiError(400, "the question (last user message) is empty")
+    if len(question) > MAX_QUESTION:
+        raise ApiError(400, f"the question is {len(question)} characters; the limit is {MAX_QUESTION}")
+    return question
+
+
+def _extra(answer: Answer) -> dict:
+    """The `rag` field: everything `rag ask --json` gives besides the answer text."""
+    return {k: v for k, v in answer.as_dict().items() if k != "answer"}
+
+
+def create_app(settings: Settings, api_key: str | None = None, max_waiting: int = 4) -> FastAPI:
+    """Load the models (embedder, Kiwi, reranker, LLM) now, so the first question is warm."""
+    pipeline = Pipeline(settings)
+    llm_model = pipeline.llm.model
+    busy = Busy(max_waiting)
+    app = FastAPI(title="rag", summary="Answers grounded in your documents, with numbered sources.")
+    state = {"ready": True, "index": str(settings.index_dir), "llm": llm_model}
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if api_key and request.url.path != "/healthz":
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+                return _error(ApiError(401, "missing or wrong API key: send Authorization: Bearer <RAG_SERVE_API_KEY>"))
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY:
+            return _error(ApiError(413, f"request body of {int(length):,} bytes; the limit is {MAX_BODY:,}"))
+        return await call_next(request)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError):
+        return _error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"] if p != "body")
+        return _error(ApiError(400, f"{where or 'body'}: {first['msg']}"))
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return state
+
+    @app.get("/v1/models")
+    def models() -> dict:
+        return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "owned_by": "rag", "llm": llm_model}]}
+
+    @app.post("/v1/search")
+    def search(body: SearchRequest) -> dict:
+        query = body.query.strip()
+        if not query:
+            raise ApiError(400, "query is empty")
+        answer = Answer(question=query, sources=[])
+        try:
+            hits = pipeline.sources(query, answer)
+        except RagError as exc:
+            raise ApiError(400, str(exc)) from exc
+        return {"query": query, "hits": hits_as_dicts(hits[: body.top_n]), "timings_ms": answer.timings_ms}
+
+    @app.post("/v1/chat/completions")
+    def chat(body: ChatRequest):
+        question = _question(body)
+        if body.stream:
+            return StreamingResponse(_stream(pipeline, busy, question), media_type="text/event-stream")
+        with busy.turn():
+            answer = _ask(pipeline, question)
+        if answer.error:
+            return _error(ApiError(502, f"the LLM failed: {answer.error}", "llm_error"), rag=_extra(answer))
+        completion = _completion_base("chat.completion")
+        completion["choices"] = [
+            {"index": 0, "message": {"role": "assistant", "content": answer.answer}, "finish_reason": "stop"}
+        ]
+        completion["rag"] = _extra(answer)
+        return completion
+
+    return app
+
+
+def _ask(pipeline: Pipeline, question: str, on_token=None) -> Answer:
+    try:
+        return pipeline.ask(question, on_token=on_token)
+    except RagError as exc:
+        raise ApiError(422, str(exc)) from exc
+
+
+def _completion_base(kind: str, request_id: str | None = None) -> dict:
+    return {"id": request_id or f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": kind, "created": int(time.time()),
+            "model": MODEL_ID}  # fmt: skip
+
+
+def _error(exc: ApiError, **extra) -> JSONResponse:
+    return JSONResponse({"error": {"message": exc.message, "type": exc.kind}, **extra}, status_code=exc.status)
+
+
+def _sse(payload: dict) -> str:
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+def _stream(pipeline: Pipeline, busy: Busy, question: str) -> Iterator[str]:
+    """SSE in OpenAI's chunk format; the last chunk carries `rag` (sources, warnings, error).
+
+    The pipeline runs in a thread and hands tokens over a queue, so each reaches the client as
+    the model writes it. A 429 or 422 arrives as an SSE error event, since the headers are sent."""
+    request_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    pieces: queue.Queue = queue.Queue()
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            with busy.turn():
+                outcome["answer"] = _ask(pipeline, question, on_token=pieces.put)
+        except ApiError as exc:
+            outcome["error"] = exc
+        finally:
+            pieces.put(None)
+
+    threading.Thread(target=run, daemon=True).start()
+
+    def chunk(delta: dict, finish: str | None = None) -> dict:
+        out = _completion_base("chat.completion.chunk", request_id)
+        out["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}]
+        return out
+
+    yield _sse(chunk({"role": "assistant", "content": ""}))
+    while (piece := pieces.get()) is not None:
+        yield _sse(chunk({"content": piece}))
+    if "error" in outcome:
+        exc = outcome["error"]
+        yield _sse({"error": {"message": exc.message, "type": exc.kind, "code": exc.status}})
+    else:
+        final = chunk({}, "stop")
+        final["rag"] = _extra(outcome["answer"])
+        yield _sse(final)
+    yield "data: [DONE]\n\n"

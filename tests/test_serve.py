@@ -1,0 +1,190 @@
+"""`rag serve` over real HTTP: uvicorn on a free loopback port, the real models, the openai client.
+
+One server with the default models (the local Qwen, the bundled reranker) answers the demo
+questions; smaller ones (no reranker, a fault-injecting LLM endpoint) cover the API key, a
+failing LLM and the busy queue.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import uvicorn
+from typer.testing import CliRunner
+
+from rag.cli import app as cli
+from rag.serve.api import create_app
+from tests.conftest import make_settings
+from tests.test_llm_faults import FaultServer
+
+KOREAN = "예약한 책이 도착했다는 알림을 받으면 며칠 안에 찾아가야 하나요?"
+ENGLISH = "Who was the architect behind the current Main Library building?"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def _serve(application) -> Iterator[str]:
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def base_url(corpus_index: Path) -> Iterator[str]:
+    with _serve(create_app(make_settings(corpus_index))) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(base_url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0, timeout=300)
+
+
+def test_health_and_models(base_url: str, client: openai.OpenAI):
+    health = httpx.get(f"{base_url}/healthz").json()
+    assert health["ready"] is True and "qwen" in health["llm"].lower()
+    assert [m.id for m in client.models.list()] == ["rag"]
+
+
+def test_openai_client_gets_a_cited_answer_with_its_sources(client: openai.OpenAI):
+    completion = client.chat.completions.create(model="rag", messages=[{"role": "user", "content": ENGLISH}])
+    text = completion.choices[0].message.content
+    assert "Yoon Seo-jin" in text and "[1]" in text
+    sources = completion.model_extra["rag"]["sources"]
+    assert Path(sources[0]["source"]).name == "history.md" and sources[0]["rerank_score"] is not None
+    assert completion.model_extra["rag"]["models"]["reranker"] == "rag-e5-ko-en"
+
+
+def test_streaming_korean_answer_arrives_in_pieces_then_the_sources(client: openai.OpenAI):
+    stream = client.chat.completions.create(
+        model="rag",
+        stream=True,
+        messages=[{"role": "system", "content": "ignored"}, {"role": "user", "content": KOREAN}],
+    )
+    chunks = list(stream)
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(pieces) >= 2  # sentence by sentence as the guards pass them, not one block at the end
+    assert "3일" in "".join(pieces)
+    final = chunks[-1]
+    assert final.choices[0].finish_reason == "stop"
+    assert Path(final.model_extra["rag"]["sources"][0]["source"]).name == "holds.txt"
+
+
+def test_search_returns_ranked_hits_without_the_llm(base_url: str):
+    reply = httpx.post(f"{base_url}/v1/search", json={"query": KOREAN, "top_n": 2}, timeout=60)
+    assert reply.status_code == 200
+    hits = reply.json()["hits"]
+    assert len(hits) == 2 and Path(hits[0]["source"]).name == "holds.txt"
+    assert hits[0]["final_score"] >= hits[1]["final_score"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("/v1/search", {"query": "  "}, 400, "query is empty"),
+        ("/v1/search", {"q": "x"}, 400, "query: Field required"),
+        ("/v1/chat/completions", {"messages": [{"role": "system", "content": "hi"}]}, 400, "no user message"),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": " "}]},
+            400,
+            "question (last user message) is empty",
+        ),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x" * 5000}]}, 400, "the limit is 4000"),
+    ],
+)
+def test_bad_requests_get_a_one_line_4xx(base_url: str, path: str, body: dict, status: int, message: str):
+    reply = httpx.post(f"{base_url}{path}", json=body, timeout=30)
+    assert reply.status_code == status
+    error = reply.json()["error"]["message"]
+    assert message in error and "\n" not in error
+
+
+def test_an_oversized_request_is_refused_before_it_is_read(base_url: str):
+    reply = httpx.post(f"{base_url}/v1/search", content=b"{" + b" " * 1_100_000 + b"}", timeout=30,
+                       headers={"Content-Type": "application/json"})  # fmt: skip
+    assert reply.status_code == 413 and "limit is 1,000,000" in reply.json()["error"]["message"]
+
+
+@pytest.fixture(scope="module")
+def fault() -> Iterator[FaultServer]:
+    server = FaultServer()
+    yield server
+    server.close()
+
+
+def _fault_app(index: Path, fault: FaultServer, **kwargs):
+    endpoint = {"RAG_LLM_BASE_URL": fault.url, "RAG_LLM_API_KEY": "k"}  # the fields are set by these names
+    quick = {"llm_timeout": 10, "llm_max_retries": 0}
+    settings = make_settings(index, reranker="none", llm_model="test-model", **quick, **endpoint)
+    return create_app(settings, **kwargs)
+
+
+def test_api_key_is_required_and_compared(corpus_index: Path, fault: FaultServer):
+    with _serve(_fault_app(corpus_index, fault, api_key="s3cret")) as url:
+        assert httpx.get(f"{url}/v1/models").status_code == 401
+        assert httpx.get(f"{url}/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert httpx.get(f"{url}/v1/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert httpx.get(f"{url}/healthz").status_code == 200  # probes need no key
+        keyed = openai.OpenAI(base_url=f"{url}/v1", api_key="s3cret", max_retries=0)
+        assert [m.id for m in keyed.models.list()] == ["rag"]
+
+
+def test_a_failing_llm_gives_a_clear_error_and_still_the_sources(corpus_index: Path, fault: FaultServer):
+    fault.mode = "500"
+    with _serve(_fault_app(corpus_index, fault)) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(model="rag", messages=[{"role": "user", "content": ENGLISH}])
+        assert caught.value.status_code == 502 and "backend exploded" in caught.value.message
+        assert Path(caught.value.response.json()["rag"]["sources"][0]["source"]).name == "history.md"
+        stream = client.chat.completions.create(
+            model="rag", stream=True, messages=[{"role": "user", "content": ENGLISH}]
+        )
+        chunks = list(stream)
+        assert Path(chunks[-1].model_extra["rag"]["sources"][0]["source"]).name == "history.md"
+        assert "backend exploded" in chunks[-1].model_extra["rag"]["error"]
+
+
+def test_a_full_queue_answers_429_and_the_server_keeps_serving(corpus_index: Path, fault: FaultServer):
+    fault.mode = "timeout"  # each answer holds the LLM for 2 s
+    with _serve(_fault_app(corpus_index, fault, max_waiting=0)) as url:
+        body = {"messages": [{"role": "user", "content": ENGLISH}]}
+        with ThreadPoolExecutor(3) as pool:
+            posts = [pool.submit(httpx.post, f"{url}/v1/chat/completions", json=body, timeout=30) for _ in range(3)]
+            replies = [post.result() for post in posts]
+        codes = sorted(r.status_code for r in replies)
+        assert 429 in codes and any(code != 429 for code in codes), codes  # one answered (here: 502), others refused
+        busy = next(r for r in replies if r.status_code == 429)
+        assert "retry later" in busy.json()["error"]["message"]
+        assert httpx.post(f"{url}/v1/search", json={"query": ENGLISH}, timeout=30).status_code == 200
+
+
+def test_serving_beyond_loopback_needs_an_api_key(corpus_index: Path, monkeypatch):
+    monkeypatch.delenv("RAG_SERVE_API_KEY", raising=False)
+    result = CliRunner().invoke(cli, ["serve", "--index", str(corpus_index), "--host", "0.0.0.0"])
+    assert result.exit_code == 1 and "set RAG_SERVE_API_KEY" in result.output and "Traceback" not in result.output
