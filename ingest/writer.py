@@ -159,6 +159,11 @@ class IndexWriter:
         sources = [(record.id, functools.partial(self._read_record, record)) for record in records]
         return self._run(sources, lambda key: True)
 
+    def remove(self, keys: list[str]) -> IngestReport:
+        """Drop these sources (as the index names them) in one new generation; files on disk stay."""
+        wanted = set(keys)
+        return self._run([], lambda key: key in wanted)
+
     def _run(self, sources: list[tuple[str, Reader]], in_scope: Callable[[str], bool]) -> IngestReport:
         started = time.perf_counter()
         with writer_lock(self.index_dir):

@@ -241,6 +241,9 @@ def serve(
     index: IndexOpt = None,
     host: Annotated[str, typer.Option(help="Interface to bind; not loopback needs RAG_SERVE_API_KEY")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    allow_root: Annotated[
+        list[Path] | None, typer.Option("--allow-root", help="Folder whose files clients may add by path (repeat)")
+    ] = None,
 ) -> None:
     """Serve the index over HTTP: OpenAI-compatible chat with sources, and search (see /docs)."""
     import uvicorn
@@ -253,7 +256,7 @@ def serve(
                        "Authorization: Bearer <key>) or keep the default 127.0.0.1")  # fmt: skip
     settings = _settings(index_dir=index)
     err.print(f"[dim]loading models for {settings.index_dir} …[/]", highlight=False)
-    application = create_app(settings, api_key=api_key)
+    application = create_app(settings, api_key=api_key, allowed_roots=tuple(allow_root or ()))
     err.print(f"ready: http://{host}:{port}/  (API docs at /docs)", highlight=False)
     uvicorn.run(application, host=host, port=port, log_level="warning")
 

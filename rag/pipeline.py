@@ -14,6 +14,7 @@ from rag.llm import LLM, LLMError, open_llm
 from rag.reranker import Reranker, RerankerUnavailable, reranker_from
 from rag.retrieval import open_retriever
 from rag.settings import Settings
+from rag.store import live_generation
 
 
 @dataclass
@@ -73,8 +74,9 @@ class Pipeline:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         parse_defences(settings.injection_defences)  # a bad setting fails before any model loads
-        explicit = settings.embedder if "embedder" in settings.model_fields_set else None
-        self.retriever = open_retriever(settings.retriever, settings.index_dir, explicit)
+        self._explicit_embedder = settings.embedder if "embedder" in settings.model_fields_set else None
+        self.generation = live_generation(settings.index_dir)
+        self.retriever = open_retriever(settings.retriever, settings.index_dir, self._explicit_embedder)
         self.reranker_warning: str | None = None
         self.reranker: Reranker | None = None
         try:
@@ -82,6 +84,16 @@ class Pipeline:
         except RerankerUnavailable as exc:
             self.reranker_warning = f"{exc} — continuing without rerank"
         self._llm: LLM | None = None
+
+    def refresh(self) -> bool:
+        """Reopen the index when an ingest committed a new generation since it was opened (`rag
+        serve` asks before each question: answers come from the old generation until the switch)."""
+        live = live_generation(self.settings.index_dir)
+        if live is None or live == self.generation:
+            return False
+        self.retriever = open_retriever(self.settings.retriever, self.settings.index_dir, self._explicit_embedder)
+        self.generation = live
+        return True
 
     @property
     def llm(self) -> LLM:

@@ -188,3 +188,89 @@ def test_serving_beyond_loopback_needs_an_api_key(corpus_index: Path, monkeypatc
     monkeypatch.delenv("RAG_SERVE_API_KEY", raising=False)
     result = CliRunner().invoke(cli, ["serve", "--index", str(corpus_index), "--host", "0.0.0.0"])
     assert result.exit_code == 1 and "set RAG_SERVE_API_KEY" in result.output and "Traceback" not in result.output
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """A server of its own (the local LLM, no reranker) over a small index the tests change."""
+    from ingest.writer import IndexWriter
+
+    docs = tmp_path_factory.mktemp("library")
+    (docs / "fees.txt").write_text("Late fees are 100 won per day per book.", encoding="utf-8")
+    (docs / "extra").mkdir()
+    (docs / "extra" / "wifi.md").write_text("# Wi-Fi\n\nThe Wi-Fi password is printed on the desk.", encoding="utf-8")
+    index = tmp_path_factory.mktemp("library-index")
+    settings = make_settings(index, reranker="none")
+    IndexWriter(settings).ingest([docs / "fees.txt"])
+    with _serve(create_app(settings, allowed_roots=(docs / "extra",))) as url:
+        yield url, docs
+
+
+def _names(url: str) -> set[str]:
+    return {Path(d["path"]).name for d in httpx.get(f"{url}/v1/documents").json()["documents"]}
+
+
+def test_an_uploaded_document_answers_the_next_question_and_its_removal_is_seen(library):
+    url, _ = library
+    note = "# Parking\n\nThe library car park is on the second basement floor and is free for two hours."
+    added = httpx.post(f"{url}/v1/documents", params={"filename": "parking.md"}, content=note.encode(), timeout=120)
+    assert added.status_code == 200, added.text
+    assert added.json()["ingest"]["chunks_added"] == 1 and _names(url) == {"fees.txt", "parking.md"}
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=300)
+    question = [{"role": "user", "content": "Where is the car park and how long is it free?"}]
+    reply = client.chat.completions.create(model="rag", messages=question)
+    assert "two hours" in reply.choices[0].message.content or "2 hours" in reply.choices[0].message.content
+    assert Path(reply.model_extra["rag"]["sources"][0]["source"]).name == "parking.md"
+    doc = next(d for d in httpx.get(f"{url}/v1/documents").json()["documents"] if d["path"].endswith("parking.md"))
+    removed = httpx.delete(f"{url}/v1/documents/{doc['id']}", timeout=120)
+    assert removed.status_code == 200 and removed.json()["ingest"]["removed"] == [doc["path"]]
+    assert not Path(doc["path"]).exists()  # an upload belongs to the index
+    hits = httpx.post(f"{url}/v1/search", json={"query": "car park basement"}, timeout=60).json()["hits"]
+    assert all(Path(h["source"]).name != "parking.md" for h in hits) and _names(url) == {"fees.txt"}
+
+
+def test_a_server_side_path_must_be_under_an_allowed_root(library):
+    url, docs = library
+    outside = httpx.post(f"{url}/v1/documents", json={"path": str(docs / "fees.txt")}, timeout=60)
+    assert outside.status_code == 403 and "not under an allowed root" in outside.json()["error"]["message"]
+    sneaky = httpx.post(f"{url}/v1/documents", json={"path": str(docs / "extra" / ".." / "fees.txt")}, timeout=60)
+    assert sneaky.status_code == 403
+    inside = httpx.post(f"{url}/v1/documents", json={"path": str(docs / "extra")}, timeout=120)
+    assert inside.status_code == 200 and "wifi.md" in _names(url)
+    doc = next(d for d in httpx.get(f"{url}/v1/documents").json()["documents"] if d["path"].endswith("wifi.md"))
+    assert httpx.delete(f"{url}/v1/documents/{doc['id']}", timeout=120).status_code == 200
+    assert (docs / "extra" / "wifi.md").exists()  # the operator's file stays; only the index forgets it
+
+
+@pytest.mark.parametrize(
+    ("params", "body", "status", "message"),
+    [
+        ({"filename": "photo.png"}, b"\x89PNG", 415, "unsupported file type '.png'"),
+        ({"filename": "../../etc/x.md"}, b"# x", 200, ""),  # the name only: saved as uploads/x.md
+        ({"filename": ".hidden.md"}, b"# x", 400, "plain file name"),
+        ({"filename": "empty.md"}, b"", 422, "empty.md: empty file"),
+        ({}, b"not json", 400, "?filename=NAME"),
+    ],
+)
+def test_bad_uploads_get_a_one_line_4xx(library, params, body, status, message):
+    url, _ = library
+    reply = httpx.post(f"{url}/v1/documents", params=params, content=body, timeout=60)
+    assert reply.status_code == status, reply.text
+    if status == 200:
+        assert all(Path(d["path"]).parent.name == "uploads" for d in reply.json()["documents"] if "x.md" in d["path"])
+        doc = next(d for d in reply.json()["documents"] if d["path"].endswith("x.md"))
+        httpx.delete(f"{url}/v1/documents/{doc['id']}", timeout=60)
+    else:
+        assert message in reply.json()["error"]["message"]
+
+
+def test_unknown_document_and_a_second_writer(library):
+    from ingest.writer import writer_lock
+
+    url, _ = library
+    missing = httpx.delete(f"{url}/v1/documents/0123456789abcdef")
+    assert missing.status_code == 404 and "GET /v1/documents" in missing.json()["error"]["message"]
+    index = Path(httpx.get(f"{url}/healthz").json()["index"])
+    with writer_lock(index):  # a `rag ingest` holds the index
+        busy = httpx.post(f"{url}/v1/documents", params={"filename": "a.md"}, content=b"# A\n\nText.", timeout=60)
+    assert busy.status_code == 409 and "another ingest" in busy.json()["error"]["message"]

@@ -7,6 +7,10 @@ with little code, and uvicorn runs it in-process (tests start it on a free loopb
   sources travel in the extra field `rag` (of the response, or of the last SSE chunk when
   `stream` is true). Any OpenAI client works unchanged.
 - `POST /v1/search`: retrieve + rerank, no LLM: hits with their scores, for programs.
+- `GET /v1/documents`, `POST /v1/documents` (the file as the body, `?filename=notes.md`; or JSON
+  `{"path": ...}` under a root allowed at start-up), `DELETE /v1/documents/{id}`: through the
+  locked ingest (`rag.serve.documents`); questions keep being answered from the previous index
+  generation while one runs and switch to the new one when it commits.
 - `GET /v1/models`, `GET /healthz`.
 
 One local LLM answers one question at a time: generations take turns behind a lock, at most
@@ -25,14 +29,17 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from rag.errors import RagError
 from rag.pipeline import Answer, Pipeline, hits_as_dicts
+from rag.serve.documents import DocumentError, Documents
 from rag.settings import Settings
 
 MODEL_ID = "rag"  # what /v1/models lists and clients name; the LLM behind it is in each answer's `rag.models`
@@ -106,9 +113,12 @@ def _extra(answer: Answer) -> dict:
     return {k: v for k, v in answer.as_dict().items() if k != "answer"}
 
 
-def create_app(settings: Settings, api_key: str | None = None, max_waiting: int = 4) -> FastAPI:
+def create_app(
+    settings: Settings, api_key: str | None = None, max_waiting: int = 4, allowed_roots: tuple[Path, ...] = ()
+) -> FastAPI:
     """Load the models (embedder, Kiwi, reranker, LLM) now, so the first question is warm."""
     pipeline = Pipeline(settings)
+    documents = Documents(settings, tuple(Path(r).resolve() for r in allowed_roots))
     llm_model = pipeline.llm.model
     busy = Busy(max_waiting)
     app = FastAPI(title="rag", summary="Answers grounded in your documents, with numbered sources.")
@@ -121,13 +131,18 @@ def create_app(settings: Settings, api_key: str | None = None, max_waiting: int 
             if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
                 return _error(ApiError(401, "missing or wrong API key: send Authorization: Bearer <RAG_SERVE_API_KEY>"))
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY:
-            return _error(ApiError(413, f"request body of {int(length):,} bytes; the limit is {MAX_BODY:,}"))
+        limit = settings.max_file_mb * 2**20 if request.url.path == "/v1/documents" else MAX_BODY
+        if length and length.isdigit() and int(length) > limit:
+            return _error(ApiError(413, f"request body of {int(length):,} bytes; the limit is {int(limit):,}"))
         return await call_next(request)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError):
         return _error(exc)
+
+    @app.exception_handler(DocumentError)
+    async def document_error(_: Request, exc: DocumentError):
+        return _error(ApiError(exc.status, str(exc)))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError):
@@ -143,11 +158,36 @@ def create_app(settings: Settings, api_key: str | None = None, max_waiting: int 
     def models() -> dict:
         return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "owned_by": "rag", "llm": llm_model}]}
 
+    @app.get("/v1/documents")
+    def list_documents() -> dict:
+        return {"documents": documents.list()}
+
+    @app.post("/v1/documents")
+    async def add_document(request: Request, filename: str | None = None) -> dict:
+        data = await request.body()
+        if filename is None:  # JSON {"path": ...}
+            try:
+                path = json.loads(data or b"{}")["path"]
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(400, 'give the file as the body with ?filename=NAME, or JSON {"path": ...}') from None
+            report = await run_in_threadpool(_writing, documents.add_path, str(path))
+        else:
+            report = await run_in_threadpool(_writing, documents.add_upload, filename, data)
+        pipeline.refresh()
+        return {"ingest": report, "documents": documents.list()}
+
+    @app.delete("/v1/documents/{doc_id}")
+    def remove_document(doc_id: str) -> dict:
+        report = _writing(documents.remove, doc_id)
+        pipeline.refresh()
+        return {"ingest": report, "documents": documents.list()}
+
     @app.post("/v1/search")
     def search(body: SearchRequest) -> dict:
         query = body.query.strip()
         if not query:
             raise ApiError(400, "query is empty")
+        pipeline.refresh()
         answer = Answer(question=query, sources=[])
         try:
             hits = pipeline.sources(query, answer)
@@ -174,7 +214,18 @@ def create_app(settings: Settings, api_key: str | None = None, max_waiting: int 
     return app
 
 
+def _writing(action, *args) -> dict:
+    """An ingest or removal; a second writer is refused by the index lock: 409, not a wait."""
+    try:
+        return action(*args)
+    except DocumentError:
+        raise
+    except RagError as exc:
+        raise ApiError(409 if "another ingest" in str(exc) else 400, str(exc)) from exc
+
+
 def _ask(pipeline: Pipeline, question: str, on_token=None) -> Answer:
+    pipeline.refresh()
     try:
         return pipeline.ask(question, on_token=on_token)
     except RagError as exc:
