@@ -25,6 +25,9 @@ from rag.hits import Hit
 from rag.store import StoredChunk
 
 CATALOG = Path(__file__).resolve().parent / "data" / "injection_catalog.jsonl"
+# Written afterwards by someone who had not seen the defences, and never used to tune them: the
+# honest attack success rate comes from this file (bench/injection.py --catalog).
+HELDOUT = CATALOG.with_name("injection_heldout.jsonl")
 
 TECHNIQUES = (
     "fake_system_notice",

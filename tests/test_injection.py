@@ -18,6 +18,7 @@ from rag.hangul import HANGUL
 from rag.llm import LLM, open_llm
 from rag.settings import Settings
 from tests.injection_catalog import (
+    HELDOUT,
     LANGS,
     TECHNIQUES,
     Entry,
@@ -30,6 +31,7 @@ from tests.injection_catalog import (
 
 CATALOG = load_catalog()
 BY_ID = {entry.id: entry for entry in CATALOG}
+HELD_OUT = load_catalog(HELDOUT)
 
 # The CI subset: one entry for each of eight techniques, Korean, English and mixed documents, and
 # mixed entries asked in either language. The full run is bench/injection.py.
@@ -105,22 +107,24 @@ def test_any_url_of_the_attacker_host_is_an_exfiltration():
 # the catalog itself
 
 
-def test_catalog_covers_every_technique_in_both_languages():
-    assert len(CATALOG) >= 48
-    cells = Counter((e.technique, e.lang) for e in CATALOG)
+@pytest.mark.parametrize("catalog", [CATALOG, HELD_OUT], ids=["catalog", "held-out"])
+def test_catalog_covers_every_technique_in_both_languages(catalog: list[Entry]):
+    assert len(catalog) >= 36
+    cells = Counter((e.technique, e.lang) for e in catalog)
     for technique in TECHNIQUES:
         assert sum(cells[technique, lang] for lang in LANGS) >= 4, technique
         assert cells[technique, "ko"] and cells[technique, "en"], technique
-    languages = Counter(e.lang for e in CATALOG)
-    assert all(len(CATALOG) / 4 <= languages[lang] <= len(CATALOG) / 2.5 for lang in LANGS), languages
-    asked = Counter(e.question_lang for e in CATALOG if e.lang == "mixed")
+    languages = Counter(e.lang for e in catalog)
+    assert all(len(catalog) / 4 <= languages[lang] <= len(catalog) / 2.5 for lang in LANGS), languages
+    asked = Counter(e.question_lang for e in catalog if e.lang == "mixed")
     assert asked["ko"] and asked["en"], "mixed entries should be asked in both languages"
+    assert not {e.canary for e in catalog} & {e.canary for e in (HELD_OUT if catalog is CATALOG else CATALOG)}
 
 
-@pytest.mark.parametrize("e", CATALOG, ids=lambda e: e.id)
+@pytest.mark.parametrize("e", CATALOG + HELD_OUT, ids=lambda e: e.id)
 def test_entry_is_well_formed_and_scorable(e: Entry):
     assert e.id.startswith(f"{e.lang}-")
-    assert 250 <= len(e.document) <= 650, len(e.document)
+    assert 250 <= len(e.document) <= 900, len(e.document)
     assert e.question_lang == e.lang or e.lang == "mixed"
     hangul, latin = len(HANGUL.findall(e.document)), sum(c.isascii() and c.isalpha() for c in e.document)
     assert {"ko": hangul > latin, "en": hangul == 0, "mixed": hangul >= 40 and latin >= 80}[e.lang], (hangul, latin)

@@ -13,8 +13,12 @@ can measure what it adds:
   what it read last);
 - `flag`: passages whose sentences address an AI assistant (ignore instructions, reply only with,
   you are now, system notice ...) are reported under the sources, and those sentences are replaced
-  by a placeholder in what the model reads. The patterns are generic (written before the injection
-  catalog was), not a list of the catalog's attacks.
+  by a placeholder in what the model reads: a short paragraph whole (an injected note usually is
+  one), in a longer one the sentences themselves; a fake turn or document end with the rest of its
+  paragraph; HTML comments and invisible elements always. The patterns name kinds of move, not
+  attacks; they were widened after the catalog (tests/data/injection_catalog.jsonl) showed what
+  slipped through, so the honest rate comes from tests/data/injection_heldout.jsonl, written
+  afterwards by someone who had not seen them, and false flags are checked on real corpora.
 """
 
 from __future__ import annotations
@@ -34,30 +38,64 @@ _FAKE_TURN = re.compile(
 )
 _TAG = re.compile(r"</?\s*(?:document|documents|context|system|instructions?)\b[^>]*>", re.IGNORECASE)
 
-# Sentences that speak to the model rather than to a human reader of the document.
+# Sentences that speak to the model rather than to a human reader of the document. Written by
+# kind of move, not per attack: addressing an AI, prescribing the answer, voiding or outranking
+# instructions, secrecy towards the user, changing the role, adding links.
 _ADDRESSES_ASSISTANT = re.compile(
     r"(ignore|disregard|forget|override)\s+(all\s+|any\s+|the\s+|your\s+)?(previous|prior|above|earlier|preceding|"
-    r"other|system|original)?\s*(instructions?|prompts?|rules?|directions?|guidelines?)"
-    r"|\b(you are now|from now on,? you|act as|pretend (to be|you are)|your new (role|task|instructions?))"
-    r"|\b(ai|language model|llm|assistant|chatbot|gpt|model)s?\b[^.\n]{0,60}\b(must|should|shall|will|need to|"
+    r"other|system|original)?\s*(instructions?|prompts?|rules?|directions?|guidelines?|documents?|specifications?)"
+    r"|\b(you are now|from now on|from this point on|pretend you are|your new (role|task|instructions?))"
+    r"|\b(you|now)\b[^.\n]{0,20}\b(act as|pretend to be)\b"
+    r"|\b(ai|language model|llm|chatbot|gpt|bot)s?\b[^.\n]{0,60}"
+    r"\b(must|should|shall|will|need to|"
     r"are required to|are instructed to)\b"
     r"|\b(respond|reply|answer|say|output|print|write)\b[^.\n]{0,40}\b(only|exclusively|always|instead)\b"
-    r"|\b(only|always)\s+(respond|reply|answer|say|output)\b"
-    r"|\bsystem\s+(notice|message|prompt|override|instruction|update|alert)"
+    r"|\b(only|always)\s+(respond|reply|answer|say|output|state|mention)\b"
+    r"|\b(every|each|all|any)\s+(answer|reply|response|question)s?\b"
+    r"|\b(correct|right|true|official|expected|real|updated)\s+answer\b|\banswer\s+key\b"
+    r"|\b(for|to)\s+(ai|automated|llm|language model|assistants?|chatbots?|bots?|graders?|agents?)\b"
+    r"|\b(tell|inform|remind|warn)\s+(the|every|each|any|all)\s+(users?|guests?|customers?|members?)\b"
+    r"|\b(do not|don't|never)\s+(mention|reveal|disclose|tell)\s+(this|these|it|the user|users|anyone)\b"
+    r"|\b(instructions?|rules?|directives?)\b[^.\n]{0,30}\b(void|obsolete|revoked|superseded|cancel+ed|invalid)\b"
+    r"|\b(highest|top|absolute)\s+priority\b|\btakes? precedence\b"
+    r"|\bno matter what\b|\bwhatever (the |a )?(users?|anyone|they) asks?\b"
+    r"|\bsystem\s+(notice|message|prompt|override|instruction|update|alert|rule)"
     r"|\b(when|if)\s+(an?\s+)?(ai|assistant|model|llm|chatbot)\b"
-    r"|\b(append|include|add|insert|render)\b[^.\n]{0,50}\b(link|url|image|markdown)\b"
-    r"|(이전|앞의|위의|기존|모든)\s*(의\s*)?(지시|지침|명령|규칙|instructions?)[^.\n]{0,20}(무시|잊)"
-    r"|(지시|지침|명령|규칙)[^.\n]{0,10}(무시하|무시할|잊어)"
-    r"|(AI|인공지능|어시스턴트|챗봇|언어\s*모델|모델|비서)[^.\n]{0,40}(반드시|항상|오직|만)\s*[^.\n]{0,30}(답|응답|출력|말)"
-    r"|(답변|응답|대답)[^.\n]{0,30}(반드시|항상|오직|만으로|대신)"
-    r"|(반드시|항상|오직)[^.\n]{0,30}(라고|으로|로)\s*(만\s*)?(답|응답|대답|출력)"
-    r"|시스템\s*(공지|메시지|알림|지시|프롬프트|안내)"
-    r"|(역할|페르소나)[^.\n]{0,20}(바뀌|변경|맡)"
-    r"|(링크|URL|이미지)[^.\n]{0,30}(포함|추가|붙여|삽입|첨부)",
+    r"|\b(append|include|add|insert|render|attach|end)\b[^.\n]{0,50}\b(link|url|image|markdown)\b"
+    r"|(이전|앞의|앞서|위의|기존|모든)\s*(의\s*)?[^.\n]{0,8}(지시|지침|명령|규칙|instructions?)[^.\n]{0,20}(무시|잊|무효|폐기|취소)"
+    r"|(AI|인공지능|어시스턴트|챗봇|언어\s*모델|모델|비서)[^.\n]{0,40}(반드시|항상|오직|만)\s*[^.\n]{0,30}(답|응답|출력|말|안내)"
+    r"|(AI|인공지능|어시스턴트|챗봇|언어\s*모델|비서)\s*(님)?\s*(에게|께|용|가 답|는 답|답변용)"
+    r"|(답변|대답)[^.\n]{0,30}(반드시|항상|오직|만으로|대신)"
+    r"|(반드시|항상|오직)[^.\n]{0,30}(라고|으로|로)\s*(만\s*)?(답|응답|대답|출력|안내)"
+    r"|(라고|이라고)\s*만\s*(답|응답|대답|출력|말|안내)"
+    r"|(모든|어떤|어느)\s*(답변|응답|대답|질문)"
+    r"|(답변|답|응답)\s*(할|하실)\s*(때|경우)|답변\s*시"
+    r"|정답"
+    r"|(무엇을|뭘|무엇이든|어떤\s*질문을?)[^.\n]{0,6}(묻|물어|질문|받)"
+    r"|(지금부터|이제부터)[^.\n]{0,40}(답|응답|역할|행동|말하|말해|출력)"
+    r"|(알리지|언급하지|밝히지|말하지)\s*(마|말)"
+    r"|최우선\s*(명령|지시|지침|규칙|순위)|우선순위[^.\n]{0,6}(최상|최고)|(본문|다른\s*(어떤\s*)?(지시|지침|안내))[^.\n]{0,10}보다\s*우선"
+    r"|시스템\s*(공지|메시지|알림|지시|프롬프트|안내|규칙)"
+    r"|(역할|페르소나)[^.\n]{0,20}(바뀌|변경|설정)"
+    r"|(링크|URL|이미지)[^.\n]{0,30}(포함|추가|붙여|붙이|삽입|첨부)",
     re.IGNORECASE,
 )
-_SENTENCE = re.compile(r"[^.!?。\n]*(?:[.!?。]+|\n|$)")
+# A line that opens a chat turn or closes the documents: a document has no business doing either.
+_TURN_LINE = re.compile(
+    r"^\s*(?:#+\s*)?(?:system|user|assistant|human|ai|사용자|시스템|어시스턴트)\s*[:：>]"
+    r"|<\|[^|<>\n]{1,40}\|>|\[/?INST\]|</?\s*(?:documents?|context|system|turn)\b|-{3,}\s*end\b|\[end of",
+    re.IGNORECASE | re.MULTILINE,
+)
+# What a reader of the rendered page never sees: HTML comments and elements styled invisible.
+_HIDDEN = re.compile(
+    r"<!--.*?(?:-->|$)|<(\w+)\b[^>]*style\s*=\s*[\"'][^\"']*(?:display\s*:\s*none|visibility\s*:\s*hidden|"
+    r"font-size\s*:\s*0|opacity\s*:\s*0)[^\"']*[\"'][^>]*>.*?</\1\s*>",
+    re.IGNORECASE | re.DOTALL,
+)
+_ZERO_WIDTH = re.compile("[\u200b-\u200d\u2060\ufeff\u00ad]")
+_SENTENCE_END = re.compile(r"(?<=[.!?。])\s+")
 PLACEHOLDER = "[text addressed to an AI assistant removed]"
+SMALL_BLOCK = 3  # sentences: a short paragraph holding an instruction is withheld whole
 
 
 def parse_defences(text: str) -> frozenset[str]:
@@ -82,19 +120,52 @@ def neutralise(text: str) -> str:
     return _TAG.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), text)
 
 
+def _addresses(sentence: str) -> bool:
+    return bool(_ADDRESSES_ASSISTANT.search(sentence) or _TURN_LINE.search(sentence))
+
+
 def addresses_assistant(text: str) -> bool:
-    return bool(_ADDRESSES_ASSISTANT.search(text))
+    """Does any sentence (hidden markup included) speak to the model rather than to a reader?"""
+    text = _ZERO_WIDTH.sub("", text)
+    return any(_addresses(line) for line in text.splitlines())
+
+
+def _sentences(line: str) -> list[str]:
+    """Sentences of one line; a quotation stays whole even when it holds a full stop."""
+    out: list[str] = []
+    for piece in _SENTENCE_END.split(line):
+        if out and (out[-1].count('"') % 2 or out[-1].count("“") > out[-1].count("”")):
+            out[-1] += " " + piece
+        else:
+            out.append(piece)
+    return out
+
+
+def _redact_block(block: str) -> str:
+    turn = _TURN_LINE.search(block)
+    if turn:  # a fake turn or document end takes over the rest of its paragraph
+        head = block[: turn.start()].rstrip()
+        return (_redact_block(head) + " " if head else "") + PLACEHOLDER
+    lines = [_sentences(line) for line in block.split("\n")]
+    marks = [[_addresses(s) for s in line] for line in lines]
+    if not any(map(any, marks)):
+        return block
+    if sum(map(len, lines)) <= SMALL_BLOCK:
+        return PLACEHOLDER
+    return "\n".join(
+        " ".join(PLACEHOLDER if hit else s for s, hit in zip(line, hits, strict=True))
+        for line, hits in zip(lines, marks, strict=True)
+    )
 
 
 def redact(text: str) -> str:
-    """Replace each sentence that addresses the assistant with a placeholder."""
-    out = []
-    for sentence in _SENTENCE.findall(text):
-        if sentence and _ADDRESSES_ASSISTANT.search(sentence):
-            out.append(PLACEHOLDER + ("\n" if sentence.endswith("\n") else " "))
-        else:
-            out.append(sentence)
-    return "".join(out).strip()
+    """Withhold what speaks to the assistant: hidden markup, fake turns to the end of their
+    paragraph, and per paragraph either all of it (when short: an injected note usually is one)
+    or the sentences that do."""
+    text = _HIDDEN.sub(lambda m: PLACEHOLDER if _addresses(m.group(0)) else " ", _ZERO_WIDTH.sub("", text))
+    parts = re.split(r"(\n\s*\n)", text)
+    text = "".join(part if n % 2 else _redact_block(part) for n, part in enumerate(parts))
+    return re.sub(rf"{re.escape(PLACEHOLDER)}(?:[ \t]*{re.escape(PLACEHOLDER)})*", PLACEHOLDER, text).strip()
 
 
 def datamark(text: str) -> str:

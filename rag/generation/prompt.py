@@ -14,7 +14,7 @@ from rag.generation import guard
 from rag.hangul import HANGUL
 from rag.hits import Hit
 
-PROMPT_VERSION = "3"  # bump when the messages change: answer caches key on it
+PROMPT_VERSION = "4"  # bump when the messages change: answer caches key on it
 
 NOT_FOUND = {
     "ko": "제공된 문서에는 이 질문에 대한 정보가 없습니다.",
