@@ -244,6 +244,7 @@ def serve(
     allow_root: Annotated[
         list[Path] | None, typer.Option("--allow-root", help="Folder whose files clients may add by path (repeat)")
     ] = None,
+    reports: Annotated[Path | None, typer.Option(help="Folder of `rag eval --out` reports for the page")] = None,
 ) -> None:
     """Serve the index over HTTP: OpenAI-compatible chat with sources, and search (see /docs)."""
     import uvicorn
@@ -256,7 +257,7 @@ def serve(
                        "Authorization: Bearer <key>) or keep the default 127.0.0.1")  # fmt: skip
     settings = _settings(index_dir=index)
     err.print(f"[dim]loading models for {settings.index_dir} …[/]", highlight=False)
-    application = create_app(settings, api_key=api_key, allowed_roots=tuple(allow_root or ()))
+    application = create_app(settings, api_key=api_key, allowed_roots=tuple(allow_root or ()), reports=reports)
     err.print(f"ready: http://{host}:{port}/  (API docs at /docs)", highlight=False)
     uvicorn.run(application, host=host, port=port, log_level="warning")
 

@@ -54,8 +54,20 @@ def _serve(application) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def base_url(corpus_index: Path) -> Iterator[str]:
-    with _serve(create_app(make_settings(corpus_index))) as url:
+def reports(tmp_path_factory) -> Path:
+    """A real `rag eval` report (BM25 alone, no models: seconds) for the page's reports tab."""
+    from tests.conftest import CORPUS
+
+    out = tmp_path_factory.mktemp("reports") / "docs-bm25"
+    args = ["eval", str(CORPUS), "--retriever", "bm25", "--reranker", "none", "--candidates", "5", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return out.parent
+
+
+@pytest.fixture(scope="module")
+def base_url(corpus_index: Path, reports: Path) -> Iterator[str]:
+    with _serve(create_app(make_settings(corpus_index), reports=reports)) as url:
         yield url
 
 
@@ -274,3 +286,68 @@ def test_unknown_document_and_a_second_writer(library):
     with writer_lock(index):  # a `rag ingest` holds the index
         busy = httpx.post(f"{url}/v1/documents", params={"filename": "a.md"}, content=b"# A\n\nText.", timeout=60)
     assert busy.status_code == 409 and "another ingest" in busy.json()["error"]["message"]
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright (no browser download: the executable path is given)."""
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium (apt-get install chromium; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def test_the_page_streams_a_korean_answer_and_opens_its_citation(base_url: str, browser, tmp_path: Path):
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(base_url)
+    page.fill("#question", KOREAN)
+    page.click("#ask-button")
+    page.wait_for_selector("#sources li", timeout=300_000)  # the last SSE chunk carries the sources
+    assert "3일" in page.inner_text("#answer")
+    assert "holds.txt" in page.inner_text("#sources li:first-child")
+    page.click("#answer .cite[data-source='1']")
+    assert page.is_visible("#passage")
+    assert "holds.txt" in page.inner_text("#passage-meta") and "rerank" in page.inner_text("#passage-meta")
+    marked = page.eval_on_selector_all("#passage-text mark", "nodes => nodes.map(n => n.textContent)")
+    assert "알림" in marked  # the question's words are marked in the passage
+    page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+    page.close()
+
+
+def test_the_page_lists_documents_and_shows_an_eval_report(base_url: str, browser):
+    page = browser.new_page()
+    page.goto(base_url)
+    page.click("button[data-tab='documents']")
+    page.wait_for_selector("#document-table tbody tr")
+    cells = "#document-table tbody tr td:first-child"
+    paths = page.eval_on_selector_all(cells, "cells => cells.map(c => c.textContent)")
+    assert any(p.endswith("holds.txt") for p in paths) and len(paths) >= 20
+    page.click("button[data-tab='reports']")
+    page.click("#report-list li:first-child")
+    page.wait_for_selector("#report-view img")
+    assert "bm25" in page.inner_text("#report-view pre")
+    page.close()
+
+
+def test_the_page_adds_and_removes_a_document(library, browser, tmp_path: Path):
+    url, _ = library
+    upload = tmp_path / "opening.md"
+    upload.write_text("# Opening\n\nThe reading room opens at 7 on Saturdays.", encoding="utf-8")
+    page = browser.new_page()
+    page.goto(url)
+    page.click("button[data-tab='documents']")
+    page.set_input_files("#upload-file", str(upload))
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_selector("#document-table tbody tr:has-text('opening.md')", timeout=120_000)
+    assert "ingested 1" in page.inner_text("#ingest-summary")
+    page.click("#document-table tbody tr:has-text('opening.md') button")
+    page.wait_for_selector("#document-table tbody tr:has-text('opening.md')", state="detached", timeout=120_000)
+    assert "removed 1" in page.inner_text("#ingest-summary")
+    page.close()

@@ -11,6 +11,9 @@ with little code, and uvicorn runs it in-process (tests start it on a free loopb
   `{"path": ...}` under a root allowed at start-up), `DELETE /v1/documents/{id}`: through the
   locked ingest (`rag.serve.documents`); questions keep being answered from the previous index
   generation while one runs and switch to the new one when it commits.
+- `GET /v1/reports`, `GET /v1/reports/{name}/{report.json|report.md|plot.png}`: the `rag eval`
+  reports found under `--reports DIR`.
+- `GET /`: the web page (`rag/serve/page/`: plain HTML, CSS and JavaScript, no build step, no CDN).
 - `GET /v1/models`, `GET /healthz`.
 
 One local LLM answers one question at a time: generations take turns behind a lock, at most
@@ -34,7 +37,8 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from rag.errors import RagError
@@ -114,7 +118,11 @@ def _extra(answer: Answer) -> dict:
 
 
 def create_app(
-    settings: Settings, api_key: str | None = None, max_waiting: int = 4, allowed_roots: tuple[Path, ...] = ()
+    settings: Settings,
+    api_key: str | None = None,
+    max_waiting: int = 4,
+    allowed_roots: tuple[Path, ...] = (),
+    reports: Path | None = None,
 ) -> FastAPI:
     """Load the models (embedder, Kiwi, reranker, LLM) now, so the first question is warm."""
     pipeline = Pipeline(settings)
@@ -126,7 +134,8 @@ def create_app(
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        if api_key and request.url.path != "/healthz":
+        path = request.url.path
+        if api_key and path not in ("/", "/healthz") and not path.startswith("/page/"):  # the page asks for the key
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
                 return _error(ApiError(401, "missing or wrong API key: send Authorization: Bearer <RAG_SERVE_API_KEY>"))
@@ -149,6 +158,26 @@ def create_app(
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"] if p != "body")
         return _error(ApiError(400, f"{where or 'body'}: {first['msg']}"))
+
+    app.mount("/page", StaticFiles(directory=PAGE), name="page")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(PAGE / "index.html")
+
+    @app.get("/v1/reports")
+    def list_reports() -> dict:
+        return {"reports": find_reports(reports)}
+
+    @app.get("/v1/reports/{name}/{file}")
+    def report_file(name: str, file: str) -> FileResponse:
+        found = {r["name"]: r for r in find_reports(reports)}
+        if name not in found or file not in REPORT_FILES:
+            raise ApiError(404, f"no report file {name}/{file}: GET /v1/reports lists them")
+        path = Path(found[name]["folder"]) / file
+        if not path.is_file():
+            raise ApiError(404, f"report {name} has no {file}")
+        return FileResponse(path)
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -212,6 +241,28 @@ def create_app(
         return completion
 
     return app
+
+
+PAGE = Path(__file__).parent / "page"
+REPORT_FILES = ("report.json", "report.md", "plot.png")
+
+
+def find_reports(root: Path | None) -> list[dict]:
+    """Folders under `root` (itself included) holding a `rag eval` report.json, by name."""
+    if root is None or not root.is_dir():
+        return []
+    out = []
+    for report in sorted(root.rglob("report.json")):
+        folder = report.parent
+        try:
+            dataset = json.loads(report.read_text(encoding="utf-8")).get("dataset", {})
+        except (OSError, ValueError):
+            continue  # not a readable report: not listed
+        name = folder.relative_to(root).as_posix() if folder != root else folder.name
+        label = dataset.get("name") if isinstance(dataset, dict) else str(dataset)
+        out.append({"name": name.replace("/", "__"), "folder": str(folder), "dataset": label,
+                    "plot": (folder / "plot.png").is_file()})  # fmt: skip
+    return out
 
 
 def _writing(action, *args) -> dict:
