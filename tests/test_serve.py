@@ -351,3 +351,34 @@ def test_the_page_adds_and_removes_a_document(library, browser, tmp_path: Path):
     page.wait_for_selector("#document-table tbody tr:has-text('opening.md')", state="detached", timeout=120_000)
     assert "removed 1" in page.inner_text("#ingest-summary")
     page.close()
+
+
+def test_questions_use_the_old_generation_while_an_ingest_runs_then_the_new_one(library, tmp_path: Path):
+    """An ingest by another process (here: the real writer in a thread, paused mid-way by its progress
+    hook) does not stop the server answering; its documents count from the first request after the commit."""
+    from ingest.writer import IndexWriter
+
+    url, _ = library
+    index = Path(httpx.get(f"{url}/healthz").json()["index"])
+    (tmp_path / "bikes.md").write_text("# Bicycles\n\nBicycle racks stand by the east entrance.", encoding="utf-8")
+    embedding, release = threading.Event(), threading.Event()
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "embedding":
+            embedding.set()
+            release.wait(60)
+
+    writer = threading.Thread(target=IndexWriter(make_settings(index), progress).ingest, args=([tmp_path],))
+    writer.start()
+    try:
+        assert embedding.wait(60)
+        during = httpx.post(f"{url}/v1/search", json={"query": "bicycle racks east entrance"}, timeout=60)
+        assert during.status_code == 200
+        assert all(Path(h["source"]).name != "bikes.md" for h in during.json()["hits"])
+    finally:
+        release.set()
+        writer.join(60)
+    after = httpx.post(f"{url}/v1/search", json={"query": "bicycle racks east entrance"}, timeout=60).json()
+    assert Path(after["hits"][0]["source"]).name == "bikes.md"
+    doc = next(d for d in httpx.get(f"{url}/v1/documents").json()["documents"] if d["path"].endswith("bikes.md"))
+    assert httpx.delete(f"{url}/v1/documents/{doc['id']}", timeout=60).status_code == 200  # as the other tests expect
