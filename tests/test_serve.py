@@ -382,3 +382,11 @@ def test_questions_use_the_old_generation_while_an_ingest_runs_then_the_new_one(
     assert Path(after["hits"][0]["source"]).name == "bikes.md"
     doc = next(d for d in httpx.get(f"{url}/v1/documents").json()["documents"] if d["path"].endswith("bikes.md"))
     assert httpx.delete(f"{url}/v1/documents/{doc['id']}", timeout=60).status_code == 200  # as the other tests expect
+
+
+def test_an_upload_over_the_file_size_limit_is_refused_before_it_is_read(library):
+    url, _ = library
+    big = b"a" * (50 * 2**20 + 1)  # RAG_MAX_FILE_MB defaults to 50
+    reply = httpx.post(f"{url}/v1/documents", params={"filename": "big.txt"}, content=big, timeout=60)
+    assert reply.status_code == 413 and "limit is 52,428,800" in reply.json()["error"]["message"]
+    assert "big.txt" not in _names(url)
