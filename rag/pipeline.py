@@ -91,8 +91,9 @@ class Pipeline:
         live = live_generation(self.settings.index_dir)
         if live is None or live == self.generation:
             return False
-        self.retriever = open_retriever(self.settings.retriever, self.settings.index_dir, self._explicit_embedder)
-        self.generation = live
+        retriever = open_retriever(self.settings.retriever, self.settings.index_dir, self._explicit_embedder)
+        retriever.retrieve("warm-up", 1)  # load what loads lazily (BM25) while the generation exists
+        self.retriever, self.generation = retriever, live
         return True
 
     @property

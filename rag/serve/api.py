@@ -126,6 +126,7 @@ def create_app(
 ) -> FastAPI:
     """Load the models (embedder, Kiwi, reranker, LLM) now, so the first question is warm."""
     pipeline = Pipeline(settings)
+    pipeline.retriever.retrieve("warm-up", 1)  # BM25 loads lazily: load it before a commit can delete its folder
     documents = Documents(settings, tuple(Path(r).resolve() for r in allowed_roots))
     llm_model = pipeline.llm.model
     busy = Busy(max_waiting)
