@@ -46,6 +46,7 @@ from rag.store import (
     SCHEMA,
     VECTORS,
     live_generation,
+    manifest_prefixes,
     read_manifest,
 )
 
@@ -86,6 +87,10 @@ class _NewFile:
     chunks: list[tuple[int | None, int, int, str]]  # page, start, end, text
 
 
+class IndexBusy(RagError):
+    """Another ingest holds the index's writer lock."""
+
+
 @contextmanager
 def writer_lock(index_dir: Path) -> Iterator[None]:
     """Exclusive lock on the index folder; a second ingest fails at once with a clear message."""
@@ -96,7 +101,7 @@ def writer_lock(index_dir: Path) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "?"
-            raise RagError(f"another ingest (pid {holder}) is writing to {index_dir}: wait for it to finish") from None
+            raise IndexBusy(f"another ingest (pid {holder}) is writing to {index_dir}: wait for it to finish") from None
         handle.truncate(0)
         handle.write(str(os.getpid()))
         handle.flush()
@@ -181,7 +186,7 @@ class IndexWriter:
                 f"index {self.index_dir} was built with embedder '{manifest['embedder']}', not "
                 f"'{self.settings.embedder}': set RAG_EMBEDDER to the former or use a new --index folder"
             )
-        if manifest and manifest.get("prefixes", {}).get("passage", "") != prefixes(self.settings.embedder)[1]:
+        if manifest and manifest_prefixes(manifest) != prefixes(self.settings.embedder):
             raise RagError(
                 f"index {self.index_dir} was embedded without the prefixes this rag gives "
                 f"'{self.settings.embedder}' ({prefixes(self.settings.embedder)[1]!r}): use a new --index folder"

@@ -92,9 +92,14 @@ class Pipeline:
         if live is None or live == self.generation:
             return False
         retriever = open_retriever(self.settings.retriever, self.settings.index_dir, self._explicit_embedder)
-        retriever.retrieve("warm-up", 1)  # load what loads lazily (BM25) while the generation exists
         self.retriever, self.generation = retriever, live
+        self.warm()
         return True
+
+    def warm(self) -> None:
+        """Load what loads lazily (the BM25 arrays) now, while the generation's folder exists: a
+        later commit deletes it."""
+        self.retriever.retrieve("warm-up", 1)
 
     @property
     def llm(self) -> LLM:

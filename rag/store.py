@@ -77,6 +77,12 @@ def live_generation(index_dir: Path) -> Path | None:
     return generation if (generation / MANIFEST).is_file() else None
 
 
+def manifest_prefixes(manifest: dict) -> tuple[str, str]:
+    """(query, passage) prefixes the chunks were embedded with; none in indexes older than them."""
+    recorded = manifest.get("prefixes", {})
+    return recorded.get("query", ""), recorded.get("passage", "")
+
+
 def read_manifest(generation: Path) -> dict:
     return json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
 
@@ -118,9 +124,7 @@ class IndexReader:
 
     @property
     def embedder_prefixes(self) -> tuple[str, str]:
-        """(query, passage) prefixes the chunks were embedded with; none in indexes older than them."""
-        recorded = self.manifest.get("prefixes", {})
-        return recorded.get("query", ""), recorded.get("passage", "")
+        return manifest_prefixes(self.manifest)
 
     def __len__(self) -> int:
         return int(self.vectors.ntotal)

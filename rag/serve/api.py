@@ -41,6 +41,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from ingest.writer import IndexBusy
 from rag.errors import RagError
 from rag.pipeline import Answer, Pipeline, hits_as_dicts
 from rag.serve.documents import DocumentError, Documents
@@ -126,7 +127,7 @@ def create_app(
 ) -> FastAPI:
     """Load the models (embedder, Kiwi, reranker, LLM) now, so the first question is warm."""
     pipeline = Pipeline(settings)
-    pipeline.retriever.retrieve("warm-up", 1)  # BM25 loads lazily: load it before a commit can delete its folder
+    pipeline.warm()
     documents = Documents(settings, tuple(Path(r).resolve() for r in allowed_roots))
     llm_model = pipeline.llm.model
     busy = Busy(max_waiting)
@@ -267,13 +268,16 @@ def find_reports(root: Path | None) -> list[dict]:
 
 
 def _writing(action, *args) -> dict:
-    """An ingest or removal; a second writer is refused by the index lock: 409, not a wait."""
+    """An ingest or removal; a second writer is refused by the index lock: 409, not a wait (other
+    failures are DocumentError with their own status)."""
     try:
         return action(*args)
+    except IndexBusy as exc:
+        raise ApiError(409, str(exc)) from exc
     except DocumentError:
         raise
-    except RagError as exc:
-        raise ApiError(409 if "another ingest" in str(exc) else 400, str(exc)) from exc
+    except RagError as exc:  # e.g. an index built with another embedder
+        raise ApiError(400, str(exc)) from exc
 
 
 def _ask(pipeline: Pipeline, question: str, on_token=None) -> Answer:
