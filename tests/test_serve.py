@@ -390,3 +390,5 @@ def test_an_upload_over_the_file_size_limit_is_refused_before_it_is_read(library
     reply = httpx.post(f"{url}/v1/documents", params={"filename": "big.txt"}, content=big, timeout=60)
     assert reply.status_code == 413 and "limit is 52,428,800" in reply.json()["error"]["message"]
     assert "big.txt" not in _names(url)
+    chunked = httpx.post(f"{url}/v1/documents", params={"filename": "big.txt"}, content=iter([big]), timeout=60)
+    assert chunked.status_code == 413 and "the limit is 52,428,800" in chunked.json()["error"]["message"]

@@ -195,7 +195,7 @@ def create_app(
 
     @app.post("/v1/documents")
     async def add_document(request: Request, filename: str | None = None) -> dict:
-        data = await request.body()
+        data = await _read_capped(request, int(settings.max_file_mb * 2**20))
         if filename is None:  # JSON {"path": ...}
             try:
                 path = json.loads(data or b"{}")["path"]
@@ -278,6 +278,16 @@ def _writing(action, *args) -> dict:
         raise
     except RagError as exc:  # e.g. an index built with another embedder
         raise ApiError(400, str(exc)) from exc
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The body, refused once it passes `limit`: a chunked upload has no Content-Length to check."""
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise ApiError(413, f"request body over {limit:,} bytes; the limit is {limit:,}")
+    return bytes(data)
 
 
 def _ask(pipeline: Pipeline, question: str, on_token=None) -> Answer:
