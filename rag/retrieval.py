@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rag.embedder import Embedder, load_embedder, prefixes
 from rag.errors import RagError
 from rag.hits import Hit
 from rag.lexical import tokenize
+from rag.models.embedder import Embedder, load_embedder, prefixes
 from rag.store import IndexReader
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.embedder import packaged_minilm_path
+from rag.models.embedder import packaged_minilm_path
 from rag.quiet import quiet_libraries
 from rag.settings import Settings
 

@@ -13,10 +13,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from rag import bundled, multilingual_e5
-from rag.embedder import resolve_model_path
+from rag import bundled
 from rag.errors import RagError
-from rag.onnx_scorer import OnnxScorer, cores
+from rag.models import multilingual_e5
+from rag.models.embedder import resolve_model_path
+from rag.models.onnx_scorer import OnnxScorer, cores
 from rag.reranker import Reranker
 
 PAIRS = [  # (query, passages); the answer is always the second passage

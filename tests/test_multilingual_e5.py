@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import multilingual_e5
-from rag.embedder import resolve_model_path
 from rag.errors import RagError
+from rag.models import multilingual_e5
+from rag.models.embedder import resolve_model_path
 
 from .conftest import CORPUS
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ingest.writer import IndexWriter, writer_lock
-from rag.embedder import Embedder
 from rag.errors import RagError
+from rag.models.embedder import Embedder
 from rag.retrieval import DenseRetriever
 from rag.store import CHUNKS_DB, IndexReader, live_generation
 from tests.conftest import make_settings
@@ -340,6 +340,6 @@ def test_an_index_embedded_without_e5_prefixes_is_refused_by_name(folder, index_
     ],
 )
 def test_e5_models_get_their_prefixes(model_id, expected):
-    from rag.embedder import prefixes
+    from rag.models.embedder import prefixes
 
     assert prefixes(model_id) == expected

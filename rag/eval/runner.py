@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.writer import IndexWriter, Progress
-from rag.embedder import prefixes
 from rag.errors import RagError
 from rag.eval import metrics as m
 from rag.eval.answer_cache import AnswerCache, CachedAnswer, answer_key, cache_path
@@ -27,6 +26,7 @@ from rag.eval.stats import Interval, paired_bootstrap
 from rag.generation import fingerprint, generate_answer
 from rag.hits import Hit
 from rag.llm import LLM, Endpoint, LLMError, open_llm
+from rag.models.embedder import prefixes
 from rag.reranker import NO_RERANK, Reranker, reranker_from
 from rag.retrieval import RETRIEVERS, open_retriever
 from rag.settings import Settings

