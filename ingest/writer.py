@@ -33,7 +33,7 @@ from ingest.walk import walk
 from rag import __version__
 from rag.errors import RagError
 from rag.lexical import tokenize
-from rag.models.embedder import load_embedder, prefixes
+from rag.models.embedder import legacy_note, load_embedder, prefixes
 from rag.settings import Settings
 from rag.store import (
     BM25_DIR,
@@ -46,6 +46,7 @@ from rag.store import (
     SCHEMA,
     VECTORS,
     live_generation,
+    manifest_backend,
     manifest_prefixes,
     read_manifest,
 )
@@ -67,6 +68,7 @@ class IngestReport:
     chunks_removed: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,11 @@ class IndexWriter:
         report = IngestReport(self.index_dir)
         previous = live_generation(self.index_dir)
         manifest = read_manifest(previous) if previous else None
+        if manifest and "embedder" not in self.settings.model_fields_set:
+            # an index keeps its embedder unless one is asked for (then a mismatch is refused below)
+            self.settings = self.settings.model_copy(update={"embedder": manifest["embedder"]})
+            if note := legacy_note(manifest["embedder"]):
+                report.notes.append(note)
         if manifest and manifest["embedder"] != self.settings.embedder:
             raise RagError(
                 f"index {self.index_dir} was built with embedder '{manifest['embedder']}', not "
@@ -215,7 +222,7 @@ class IndexWriter:
         vanished = {key for key in known if in_scope(key) and key not in seen}
         report.removed = sorted(vanished)
         if new_files or vanished or previous is None:
-            vectors = self._embed(new_files)
+            vectors = self._embed(new_files, self._backend(manifest))
             tokens = self._tokenize(new_files)
             self._commit(previous, manifest, new_files, replaced | vanished, vectors, tokens, report)
         else:
@@ -261,10 +268,14 @@ class IndexWriter:
         loaded = load_file(Path(name), data)
         return _NewFile(name, sha, len(data), loaded.title, self._chunks(loaded.pages))
 
-    def _embed(self, new_files: list[_NewFile]) -> np.ndarray:
+    def _backend(self, manifest: dict | None) -> str:
+        """An index keeps the backend it was first embedded with; a new one takes the setting."""
+        return manifest_backend(manifest) if manifest else self.settings.embed_backend
+
+    def _embed(self, new_files: list[_NewFile], backend: str) -> np.ndarray:
         """Embed every new chunk (title + text), shortest first so batches carry little padding."""
         texts = _embedded_texts(new_files)
-        embedder = load_embedder(self.settings.embedder, self.settings.embed_batch_size)
+        embedder = load_embedder(self.settings.embedder, self.settings.embed_batch_size, backend)
         out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         batch = self.settings.embed_batch_size
@@ -370,6 +381,7 @@ class IndexWriter:
             "metric": "cosine (inner product of normalised vectors)",
             "embedded_text": "passage prefix + title + newline + chunk text",
             "prefixes": dict(zip(("query", "passage"), prefixes(self.settings.embedder), strict=True)),
+            "embed_backend": self._backend(previous),
             "chunker": chunker_settings(self.settings),
             "chunks": chunks,
             "files": files,

@@ -128,6 +128,8 @@ def ingest(
         out.print(f"  [yellow]skipped[/] {_display_path(path)}: {reason}", highlight=False)
     for path in report.removed:
         out.print(f"  [cyan]removed[/] {_display_path(path)}", highlight=False)
+    for note in report.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 def _print_sources(answer) -> None:

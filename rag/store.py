@@ -83,6 +83,12 @@ def manifest_prefixes(manifest: dict) -> tuple[str, str]:
     return recorded.get("query", ""), recorded.get("passage", "")
 
 
+def manifest_backend(manifest: dict) -> str:
+    """The embedding backend the chunks were embedded with (rag.models.embedder); torch before the
+    manifest named it. Ingest into the index and its queries keep to it."""
+    return manifest.get("embed_backend", "torch")
+
+
 def read_manifest(generation: Path) -> dict:
     return json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
 
@@ -125,6 +131,10 @@ class IndexReader:
     @property
     def embedder_prefixes(self) -> tuple[str, str]:
         return manifest_prefixes(self.manifest)
+
+    @property
+    def embedder_backend(self) -> str:
+        return manifest_backend(self.manifest)
 
     def __len__(self) -> int:
         return int(self.vectors.ntotal)

@@ -17,7 +17,7 @@ from rag import bundled
 from rag.errors import RagError
 from rag.models import multilingual_e5
 from rag.models.embedder import resolve_model_path
-from rag.models.onnx_scorer import OnnxScorer, cores
+from rag.models.onnx_int8 import OnnxScorer, cores
 from rag.reranker import Reranker
 
 PAIRS = [  # (query, passages); the answer is always the second passage

@@ -87,9 +87,7 @@ def test_unavailable_reranker_warns_and_answers_without_rerank(index, monkeypatc
     )
 
 
-@pytest.mark.parametrize(
-    ("retriever", "embedder"), [("bm25", None), ("dense", "sentence-transformers/all-MiniLM-L6-v2")]
-)
+@pytest.mark.parametrize(("retriever", "embedder"), [("bm25", None), ("dense", "multilingual-e5-small")])
 def test_retriever_choice_is_reported(index, monkeypatch, retriever, embedder):
     server = FaultServer()
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)

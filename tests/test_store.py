@@ -247,7 +247,7 @@ def test_lock_dies_with_its_process(folder, index_dir):
 
 def test_ingest_with_another_embedder_is_refused(folder, index_dir):
     ingest(index_dir, folder)
-    with pytest.raises(RagError, match="was built with embedder 'sentence-transformers/all-MiniLM-L6-v2'"):
+    with pytest.raises(RagError, match="was built with embedder 'multilingual-e5-small', not 'BAAI/bge-m3'"):
         ingest(index_dir, folder, embedder="BAAI/bge-m3")
 
 
@@ -286,7 +286,8 @@ def test_index_files_are_sqlite_faiss_json_and_plain_numpy(folder, index_dir):
         row = db.execute("SELECT title, text FROM chunks WHERE path LIKE '%hours.md'").fetchone()
     assert row == ("Hours", DOCS["hours.md"])
     manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["embedder"] == "sentence-transformers/all-MiniLM-L6-v2" and manifest["chunks"] == 3
+    assert manifest["embedder"] == "multilingual-e5-small" and manifest["chunks"] == 3
+    assert manifest["embed_backend"] == "onnx-int8" and manifest["prefixes"]["passage"] == "passage: "
 
 
 def test_chunk_metadata_keeps_source_title_and_offsets(folder, index_dir):
@@ -315,7 +316,7 @@ def test_records_ingest_incrementally_and_prune_what_is_gone(index_dir):
 
 def test_an_index_embedded_without_e5_prefixes_is_refused_by_name(folder, index_dir):
     """An index made before the prefixes (or by another tool) lives in another space for e5."""
-    ingest(index_dir, folder)
+    ingest(index_dir, folder, embedder="sentence-transformers/all-MiniLM-L6-v2")
     manifest_path = live_generation(index_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     assert manifest["prefixes"] == {"query": "", "passage": ""}  # MiniLM was trained without any

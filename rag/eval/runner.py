@@ -102,7 +102,7 @@ def prepare_index(dataset: EvalSet, settings: Settings, progress: Progress | Non
     """Ingest the corpus through the normal ingest path into a cache keyed by corpus and settings."""
     key = f"v{FORMAT_VERSION}-{dataset.format}-{dataset.corpus_key()}-{settings.chunk_size}-{settings.chunk_overlap}"
     embedder = settings.embedder.replace("/", "_") + ("-prefixed" if any(prefixes(settings.embedder)) else "")
-    index_dir = settings.eval_cache_dir / f"{key}-{embedder}"
+    index_dir = settings.eval_cache_dir / f"{key}-{embedder}-{settings.embed_backend}"
     writer = IndexWriter(settings.model_copy(update={"index_dir": index_dir}), progress)
     report = writer.ingest([dataset.folder]) if dataset.folder else writer.ingest_records(dataset.records)
     if report.chunks_total == 0:

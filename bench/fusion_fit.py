@@ -1,0 +1,183 @@
+"""Fit the hybrid fusion on held-out questions, then show it on the first 300 (the reported ones).
+
+    python bench/fusion_fit.py [--cache .rag/fusion-lists.json]
+
+For each of the five evaluation sets in ../shared it builds (or reuses) the `rag eval` index with
+the default embedder, and records each question's dense and BM25 top 50 (chunk ids, scores, the
+document of each chunk) once, in a JSON cache. The held-out slices (never the first 300 questions,
+which the README reports): KorQuAD 300-1299, HotpotQA 300-499, ClapNQ 300-599 (its answerable
+questions among them), MS MARCO ko and en evaluation split 300 onwards.
+
+The search is over `rag.retrieval.fuse`'s parameters (confidence rank, power, dense prior) and,
+for comparison, fixed-weight convex fusion and reciprocal rank fusion. The objective is the one
+the issue sets: the worst margin, over the five sets and both hit@1 and mrr@10 (20 candidates),
+of hybrid against the better half; ties go to the larger mean margin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "datasets"
+SETS = {  # name: (path, split, held-out slice)
+    "korquad": (DATA / "korquad1_dev", "all", slice(300, 1300)),
+    "hotpotqa": (DATA / "hotpotqa_dev500", "all", slice(300, 500)),
+    "clapnq": (DATA / "clapnq_dev", "all", slice(300, 600)),
+    "msmarco-ko": (DATA / "msmarco_kor" / "msmarco_kor.json", "eval", slice(300, None)),
+    "msmarco-en": (DATA / "msmarco_kor" / "msmarco_eng.json", "eval", slice(300, None)),
+}
+REPORTED = slice(0, 300)
+DEPTH, COUNT = 50, 20
+
+
+def collect(cache: Path) -> dict:
+    """{set: {"heldout"|"reported": [{gold, dense: [[doc, score]...], bm25: [...]}]}}, chunk ids as docs' keys."""
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    from rag.eval.datasets import load_eval_set
+    from rag.eval.runner import doc_id, prepare_index
+    from rag.hits import Hit
+    from rag.lexical import tokenize
+    from rag.retrieval import BM25Retriever, DenseRetriever
+    from rag.settings import Settings
+
+    out: dict = {}
+    for name, (path, split, heldout) in SETS.items():
+        data = load_eval_set(path, split=split)
+        index_dir = prepare_index(data, Settings())
+        dense = DenseRetriever.open(index_dir)
+        bm25 = BM25Retriever(dense.index)
+        out[name] = {}
+        for part, rows in (("heldout", heldout), ("reported", REPORTED)):
+            lists = []
+            for q in data.questions[rows]:
+                if not q.gold_ids:
+                    continue
+                found_d = dense.search(q.question, DEPTH)
+                found_b = bm25.index.lexical_search(tokenize(q.question), DEPTH)
+                chunks = dense.index.chunks([i for i, _ in found_d + found_b])
+                docs = {i: doc_id(Hit(c, 0.0, 0), data) for i, c in chunks.items()}
+                lists.append(
+                    {
+                        "gold": q.gold_ids,
+                        "docs": {str(i): d for i, d in docs.items()},
+                        "dense": found_d,
+                        "bm25": found_b,
+                    }
+                )
+            out[name][part] = lists
+            print(f"{name} {part}: {len(lists)} questions", flush=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(out))
+    return out
+
+
+def metrics(rows: list[dict], fuse) -> tuple[float, float]:
+    hit = mrr = 0.0
+    for row in rows:
+        fused = fuse(row["dense"], row["bm25"])[:COUNT]
+        ranking = list(dict.fromkeys(row["docs"][str(i)] for i, _ in fused))
+        gold = set(row["gold"])
+        hit += float(bool(ranking) and ranking[0] in gold)
+        mrr += next((1.0 / r for r, d in enumerate(ranking[:10], 1) if d in gold), 0.0)
+    return hit / len(rows), mrr / len(rows)
+
+
+def _min_max(found):
+    if not found:
+        return {}
+    low, high = min(s for _, s in found), max(s for _, s in found)
+    return {i: (s - low) / (high - low) if high > low else 1.0 for i, s in found}
+
+
+def _conf(scores, at):
+    if len(scores) < 2 or scores[0] <= 0:
+        return 0.0
+    return max(0.0, (scores[0] - scores[min(at, len(scores)) - 1]) / scores[0])
+
+
+def convex(weight_of):
+    def fuse(dense, bm25):
+        w = weight_of(dense, bm25)
+        fused: dict = {}
+        for i, s in _min_max(dense).items():
+            fused[i] = w * s
+        for i, s in _min_max(bm25).items():
+            fused[i] = fused.get(i, 0.0) + (1 - w) * s
+        return sorted(fused.items(), key=lambda x: -x[1])
+
+    return fuse
+
+
+def confidence_weighted(at: int, power: float, prior: float):
+    def weight(dense, bm25):
+        a = prior * _conf([s for _, s in dense], at) ** power
+        b = _conf([s for _, s in bm25], at) ** power
+        return a / (a + b) if a + b > 0 else 0.5
+
+    return convex(weight)
+
+
+def rrf(weight: float, k: int = 60):
+    def fuse(dense, bm25):
+        fused: dict = {}
+        for r, (i, _) in enumerate(dense, 1):
+            fused[i] = weight / (k + r)
+        for r, (i, _) in enumerate(bm25, 1):
+            fused[i] = fused.get(i, 0.0) + (1 - weight) / (k + r)
+        return sorted(fused.items(), key=lambda x: -x[1])
+
+    return fuse
+
+
+def table(lists: dict, part: str, candidates: dict) -> list[tuple]:
+    halves = {n: (metrics(v[part], lambda d, b: d), metrics(v[part], lambda d, b: b)) for n, v in lists.items()}
+    results = []
+    for label, fuse in candidates.items():
+        margins, per_set = [], {}
+        for n, v in lists.items():
+            h = metrics(v[part], fuse)
+            (dh, dm), (bh, bm) = halves[n]
+            margins += [h[0] - max(dh, bh), h[1] - max(dm, bm)]
+            per_set[n] = h
+        results.append((min(margins), sum(margins) / len(margins), label, per_set))
+    results.sort(key=lambda r: (r[0], r[1]), reverse=True)
+    return halves, results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, default=ROOT / ".rag" / "fusion-lists.json")
+    args = parser.parse_args()
+    lists = collect(args.cache)
+    candidates = {
+        f"confidence at={at} power={p} prior={prior}": confidence_weighted(at, p, prior)
+        for at, p, prior in itertools.product((3, 5, 10, 20), (1, 2, 3), (0.5, 1, 1.5, 2, 3, 4))
+    }
+    candidates |= {f"convex w_dense={w / 10}": convex(lambda d, b, w=w: w / 10) for w in range(1, 10)}
+    candidates |= {f"rrf w_dense={w / 10}": rrf(w / 10) for w in range(1, 10)}
+    halves, results = table(lists, "heldout", candidates)
+    print("held-out halves (dense hit@1/mrr@10 | bm25):")
+    for n, ((dh, dm), (bh, bm)) in halves.items():
+        print(f"  {n:11s} {dh:.3f}/{dm:.3f} | {bh:.3f}/{bm:.3f}")
+    print("best 12 on held-out (worst margin, mean margin):")
+    for worst, mean, label, per_set in results[:12]:
+        sets = " ".join(f"{n}={h:.3f}/{m:.3f}" for n, (h, m) in per_set.items())
+        print(f"  {worst:+.3f} {mean:+.3f} {label:40s} {sets}")
+    chosen = results[0][2]
+    current = "confidence at=5 power=2 prior=1"
+    print(f"\nreported (first 300), chosen '{chosen}' vs current '{current}':")
+    halves, rows = table(lists, "reported", {chosen: candidates[chosen], current: candidates[current]})
+    for n, ((dh, dm), (bh, bm)) in halves.items():
+        cells = " ".join(f"{r[2]}: {r[3][n][0]:.3f}/{r[3][n][1]:.3f}" for r in rows)
+        print(f"  {n:11s} dense {dh:.3f}/{dm:.3f} bm25 {bh:.3f}/{bm:.3f} {cells}")
+    for worst, mean, label, _ in rows:
+        print(f"  {label}: worst margin {worst:+.3f}, mean {mean:+.3f}")
+
+
+if __name__ == "__main__":
+    main()

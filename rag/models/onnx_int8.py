@@ -1,0 +1,220 @@
+"""Transformer inference with ONNX Runtime and int8 weights: the fast path on a laptop CPU.
+
+Two models take it: the cross-encoder reranker (`OnnxScorer`, a logit per (query, passage) pair)
+and the dense embedder (`OnnxEncoder`, a normalised vector per text, pooling inside the graph).
+
+A model is exported once from its torch weights (torch.onnx, no optimum: optimum pins an older
+transformers than sentence-transformers needs), its MatMul weights quantised to int8 per channel
+(onnxruntime's dynamic quantisation; per-tensor scales moved trained logits by several units), and
+cached by the weights' content hash, so later loads read the .onnx only. What it costs in accuracy
+is measured in bench/README.md.
+
+The export traces transformers' eager attention, not its default SDPA: traced, SDPA leaves mask
+handling (Where, IsNaN over the attention scores) that took ~19% of the int8 run time in ONNX
+Runtime's profile, and the eager graph ran 20 HotpotQA candidates 1.3x faster (bench/README.md).
+
+Batches run side by side, one per core, each single-threaded in one shared session (`run` is
+thread-safe and releases the GIL). A small batch split across cores by ONNX Runtime's own thread
+pool syncs the threads at every one of the graph's few hundred ops; with the bundled 8-layer
+reranker on 2 cores, whole batches side by side reranked 20 HotpotQA candidates 1.2x faster, and
+multilingual-e5-small embedded KorQuAD paragraphs 1.2x faster (bench/README.md), with the same
+outputs (each batch is the same computation either way).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from rag.pair_batches import INPUTS, length_batches
+from rag.settings import cache_root
+
+SCORER_FORMAT = "eager-int8"  # part of the cached file's name: change it when the export changes
+ENCODER_FORMAT = "eager-{pooling}-int8"
+
+
+def _fingerprint(model, skip: str | None = None) -> str:
+    """Content hash of the weights, leaving out those under `skip` (not in the exported graph)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        if skip and name.startswith(skip):
+            continue
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _export(module, model, features: dict, output: str, target: Path) -> Path:
+    """Trace `module` (whose transformers part is `model`) on `features`, quantise, cache at `target`."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_suffix(f".{os.getpid()}.tmp")
+    fp32 = target.with_suffix(f".{os.getpid()}.fp32.onnx")
+    names = [n for n in INPUTS if n in features]
+    axes = {n: {0: "batch", 1: "tokens"} for n in names} | {output: {0: "batch"}}
+    module.eval()
+    attention = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes about shapes that are constant for an encoder
+            torch.onnx.export(
+                module, tuple(features[n] for n in names), str(fp32), input_names=names, output_names=[output],
+                dynamic_axes=axes, opset_version=17, dynamo=False,
+            )  # fmt: skip
+    finally:
+        model.set_attn_implementation(attention)
+    try:
+        logging.disable(logging.WARNING)  # onnxruntime logs a pre-processing hint on the root logger
+        try:
+            quantize_dynamic(str(fp32), str(staging), weight_type=QuantType.QInt8, per_channel=True)
+        finally:
+            logging.disable(logging.NOTSET)
+        staging.rename(target)
+    finally:
+        fp32.unlink(missing_ok=True)
+        staging.unlink(missing_ok=True)
+    return target
+
+
+def export_int8(model, tokenizer) -> Path:
+    """The int8 ONNX file for a transformers sequence-classification `model` (built on first use)."""
+    features = tokenizer(["query"] * 2, ["a passage"] * 2, padding=True, return_tensors="pt")
+    target = cache_root() / "onnx" / f"{_fingerprint(model)}.{SCORER_FORMAT}.onnx"
+    return _export(model, model, features, "logits", target)
+
+
+def export_encoder_int8(model, tokenizer, pooling: str) -> Path:
+    """The int8 ONNX file for a transformers encoder with `pooling` ("mean" or "cls") and L2 norm."""
+    import torch
+
+    class Pooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+            if pooling == "cls":
+                vector = hidden[:, 0]
+            else:
+                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+                vector = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(vector, dim=-1)
+
+    features = tokenizer(["query: a", "passage: a longer text"], padding=True, return_tensors="pt")
+    tag = ENCODER_FORMAT.format(pooling=pooling)
+    # BERT's pooler head is not in the graph (it reads the last hidden state), and sentence-transformers
+    # folders often lack its weights, which transformers then initialises at random on every load
+    target = cache_root() / "onnx" / f"{_fingerprint(model, skip='pooler.')}.{tag}.onnx"
+    return _export(Pooled(), model, features, "embedding", target)
+
+
+def cores() -> int:
+    """The cores this process may run on (a container's cpuset, not the host's count, where known)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
+
+
+class _SideBySide:
+    """One single-threaded session whose batches run side by side, one per core."""
+
+    def __init__(self, path: Path, workers: int | None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.inputs = tuple(i.name for i in self.session.get_inputs())
+        self.workers = max(1, workers or cores())
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="rag-onnx") if self.workers > 1 else None
+
+    def each(self, batches: Iterable, run: Callable) -> None:
+        """Call `run` on every batch; each free worker takes the next, so the cores stay evenly busy."""
+        if self._pool is None:
+            for batch in batches:
+                run(batch)
+        else:
+            list(self._pool.map(run, batches))
+
+
+class OnnxScorer(_SideBySide):
+    """Logits for (query, passage) pairs (with the bundled 8-layer model on 2 cores, one pair per
+    call side by side reranked as fast as pairs of two and ranks as well: bench/README.md)."""
+
+    def __init__(self, path: Path, tokenizer, max_length: int, workers: int | None = None) -> None:
+        super().__init__(path, workers)
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def predict(self, pairs: list[tuple[str, str]], batch_size: int = 1) -> np.ndarray:
+        """Logits in the order of `pairs` (batches of similar length: rag.pair_batches)."""
+        scores = np.empty(len(pairs), dtype=np.float32)
+
+        def run(batch: tuple[list[int], dict[str, np.ndarray]]) -> None:
+            rows, feed = batch
+            scores[rows] = self.session.run(None, feed)[0].reshape(-1)
+
+        self.each(length_batches(self.tokenizer, pairs, self.max_length, batch_size, self.inputs), run)
+        return scores
+
+
+class OnnxEncoder(_SideBySide):
+    """Normalised embeddings of texts, batched by tokens: sorted by token count, each batch holds
+    texts of similar length up to `batch_tokens` padded tokens, so a long paragraph runs alone and
+    short questions run many to a call. Dynamic int8 scales activations per call, so a text's batch
+    partners move its vector slightly (cosine 0.996 to the same text alone on docs_corpus chunks;
+    0.994 to float32 either way)."""
+
+    def __init__(self, path: Path, tokenizer, max_length: int, batch_tokens: int = 512, workers: int | None = None):
+        super().__init__(path, workers)
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_tokens = batch_tokens
+        self.dimension = int(self.session.get_outputs()[0].shape[-1])
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        pad = self.tokenizer.pad_token_id or 0
+
+        def batches():
+            order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+            rows: list[int] = []
+            for i in order:  # lengths only grow, so the newest row sets the batch's width
+                if rows and (len(rows) + 1) * len(ids[i]) > self.batch_tokens:
+                    yield rows
+                    rows = []
+                rows.append(i)
+            yield rows
+
+        def run(rows: list[int]) -> None:
+            width = max(len(ids[i]) for i in rows)
+            input_ids = np.full((len(rows), width), pad, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for r, i in enumerate(rows):
+                input_ids[r, : len(ids[i])] = ids[i]
+                mask[r, : len(ids[i])] = 1
+            feed = {"input_ids": input_ids, "attention_mask": mask}
+            if "token_type_ids" in self.inputs:
+                feed["token_type_ids"] = np.zeros_like(mask)
+            out[rows] = self.session.run(None, feed)[0]
+
+        self.each(batches(), run)
+        return out
