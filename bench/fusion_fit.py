@@ -122,6 +122,16 @@ def confidence_weighted(at: int, power: float, prior: float):
     return convex(weight)
 
 
+def shifted(base: float, gain: float, at: int):
+    """A fixed dense weight moved per query toward the more confident half."""
+
+    def weight(dense, bm25):
+        shift = _conf([s for _, s in dense], at) - _conf([s for _, s in bm25], at)
+        return min(1.0, max(0.0, base + gain * shift))
+
+    return convex(weight)
+
+
 def rrf(weight: float, k: int = 60):
     def fuse(dense, bm25):
         fused: dict = {}
@@ -160,6 +170,10 @@ def main() -> None:
     }
     candidates |= {f"convex w_dense={w / 10}": convex(lambda d, b, w=w: w / 10) for w in range(1, 10)}
     candidates |= {f"rrf w_dense={w / 10}": rrf(w / 10) for w in range(1, 10)}
+    candidates |= {
+        f"shifted w_dense={w / 20} gain={g} at={at}": shifted(w / 20, g, at)
+        for w, g, at in itertools.product(range(10, 17), (0.25, 0.5, 1, 2), (5, 10))
+    }
     halves, results = table(lists, "heldout", candidates)
     print("held-out halves (dense hit@1/mrr@10 | bm25):")
     for n, ((dh, dm), (bh, bm)) in halves.items():

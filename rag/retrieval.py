@@ -121,18 +121,36 @@ def _min_max(found: list[tuple[int, float]]) -> dict[int, float]:
     return {i: (s - low) / (high - low) if high > low else 1.0 for i, s in found}
 
 
-def fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]]) -> list[tuple[int, float]]:
-    """Convex combination of min-max normalised scores, weighted per query by each list's confidence
-    (dense weight = c_d² / (c_d² + c_b²)).
+# Dense weight = clip(base + gain * (c_dense - c_bm25)) for embedders whose (base, gain) was fitted
+# (bench/fusion_fit.py, held-out questions of the five evaluation sets; README "Retrieval").
+FITTED_FUSION = {"multilingual-e5-small": (0.75, 0.5)}
 
-    The rank (5) and power (2) were chosen on held-out questions (KorQuAD 300-1299, HotpotQA
-    300-499, ClapNQ 150-599) as the pair whose worst margin against the better half, over the three
-    sets and both hit@1 and mrr@10, was largest; equal-weight reciprocal rank fusion lost 0.78 hit@1
-    on Korean there to a useless dense half. Numbers in the README.
+
+def fuse(
+    dense: list[tuple[int, float]], lexical: list[tuple[int, float]], fitted: tuple[float, float] | None = None
+) -> list[tuple[int, float]]:
+    """Convex combination of min-max normalised scores, the dense weight chosen per query.
+
+    With `fitted` (base, gain), an embedder known to read both languages: base + gain times the
+    difference of the lists' confidences, clipped to [0, 1]. multilingual-e5-small's (0.75, 0.5)
+    had the best worst margin against the better half on held-out questions (KorQuAD 300-1299,
+    HotpotQA 300-499, ClapNQ 300-599, MS MARCO ko and en evaluation splits from 300), among
+    fixed weights, reciprocal rank fusion and the rule below.
+
+    Without, the confidence rule: dense weight = c_d² / (c_d² + c_b²), so a half that cannot read
+    the query (MiniLM on Korean) returns a flat list and gets next to no weight. Its rank (5) and
+    power (2) were chosen on the held-out KorQuAD, HotpotQA and ClapNQ questions with MiniLM;
+    equal-weight reciprocal rank fusion lost 0.78 hit@1 on Korean there to a useless dense half.
     """
-    a = confidence([s for _, s in dense]) ** CONFIDENCE_POWER
-    b = confidence([s for _, s in lexical]) ** CONFIDENCE_POWER
-    weight = a / (a + b) if a + b > 0 else 0.5
+    c_dense, c_lexical = confidence([s for _, s in dense]), confidence([s for _, s in lexical])
+    if not lexical or not dense:
+        weight = 1.0 if dense else 0.0
+    elif fitted:
+        base, gain = fitted
+        weight = min(1.0, max(0.0, base + gain * (c_dense - c_lexical)))
+    else:
+        a, b = c_dense**CONFIDENCE_POWER, c_lexical**CONFIDENCE_POWER
+        weight = a / (a + b) if a + b > 0 else 0.5
     fused: dict[int, float] = {}
     for chunk_id, score in _min_max(dense).items():
         fused[chunk_id] = weight * score
@@ -142,13 +160,14 @@ def fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]]) -> li
 
 
 class HybridRetriever:
-    """Dense and BM25 fused by `fuse`: never much worse than the better half, often better."""
+    """Dense and BM25 fused by `fuse`, with the weighting fitted for the index's embedder if any."""
 
     name = "hybrid"
 
     def __init__(self, dense: DenseRetriever, lexical: BM25Retriever) -> None:
         self.dense, self.lexical = dense, lexical
         self.index, self.embedder = dense.index, dense.embedder
+        self.fitted = FITTED_FUSION.get(dense.embedder.model_id)
 
     @classmethod
     def open(cls, index_dir: Path, embedder_id: str | None = None) -> HybridRetriever:
@@ -158,7 +177,7 @@ class HybridRetriever:
     def retrieve(self, query: str, k: int) -> list[Hit]:
         _check_query(query)
         depth = max(k, FUSION_DEPTH)
-        fused = fuse(self.dense.search(query, depth), self.lexical.search(query, depth))
+        fused = fuse(self.dense.search(query, depth), self.lexical.search(query, depth), self.fitted)
         return _hits(self.index, fused[:k])
 
 

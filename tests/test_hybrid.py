@@ -8,7 +8,7 @@ import pytest
 
 from ingest.writer import IndexWriter
 from rag.lexical import tokenize
-from rag.retrieval import BM25Retriever, HybridRetriever, confidence, fuse, open_retriever
+from rag.retrieval import FITTED_FUSION, BM25Retriever, HybridRetriever, confidence, fuse, open_retriever
 from tests.conftest import CORPUS, make_settings
 
 
@@ -53,10 +53,24 @@ def test_agreement_is_rewarded():
     assert {i for i, _ in fuse(dense, lexical)[:2]} == {1, 2}
 
 
-def test_an_empty_half_leaves_the_other_untouched():
+@pytest.mark.parametrize("fitted", [None, FITTED_FUSION["multilingual-e5-small"]])
+def test_an_empty_half_leaves_the_other_untouched(fitted):
     dense = [(1, 0.8), (2, 0.5), (3, 0.4)]
-    assert [i for i, _ in fuse(dense, [])] == [1, 2, 3]
-    assert [i for i, _ in fuse([], dense)] == [1, 2, 3]
+    assert [i for i, _ in fuse(dense, [], fitted)] == [1, 2, 3]
+    assert [i for i, _ in fuse([], dense, fitted)] == [1, 2, 3]
+    assert fuse([], [], fitted) == []
+
+
+def test_the_fitted_weighting_leans_on_dense_and_follows_confidence():
+    noise = list(range(100, 120))
+    fitted = FITTED_FUSION["multilingual-e5-small"]
+    # both lists equally sure of a different first: dense (weight 0.75) decides
+    assert fuse(_peaked([7, *noise[5:]]), _peaked([8, *noise[6:]]), fitted)[0][0] == 7
+    # a confident BM25 against a flat dense list moves the weight its way (0.75 + 0.5 * (0.03 - 0.75))
+    assert fuse(_flat(noise), _peaked([7, *noise[5:]]), fitted)[0][0] == 7
+    dense = [(1, 0.8), (2, 0.79), (3, 0.5), (4, 0.4)]
+    lexical = [(2, 12.0), (1, 11.0), (5, 3.0), (6, 2.0)]
+    assert {i for i, _ in fuse(dense, lexical, fitted)[:2]} == {1, 2}  # agreement still rewarded
 
 
 @pytest.fixture
@@ -87,11 +101,22 @@ def test_bm25_follows_incremental_ingest(korean_index):
     assert Path(retriever.retrieve("주차장 위치", 3)[0].source).name == "debut.txt"
 
 
-def test_hybrid_finds_korean_where_the_english_embedder_cannot(korean_index):
+def test_hybrid_finds_korean_and_english(korean_index):
     hybrid = open_retriever("hybrid", korean_index / "index")
     assert isinstance(hybrid, HybridRetriever)
     assert Path(hybrid.retrieve("뉴진스는 언제 데뷔했나요?", 3)[0].source).name == "debut.txt"
     assert Path(hybrid.retrieve("How much is the late fee?", 3)[0].source).name == "fees.txt"
+
+
+def test_hybrid_is_the_dense_ranking_when_bm25_finds_nothing(korean_index):
+    """An English question over Korean documents shares no word with them: BM25 returns nothing,
+    and the fusion must hand over the dense list as it is (e5 reads across the two languages)."""
+    hybrid = open_retriever("hybrid", korean_index / "index")
+    question = "In which year did the girl group release their first album?"  # no word of any document
+    assert hybrid.lexical.retrieve(question, 3) == []
+    fused, dense = hybrid.retrieve(question, 3), hybrid.dense.retrieve(question, 3)
+    assert [h.chunk.id for h in fused] == [h.chunk.id for h in dense]
+    assert Path(fused[0].source).name == "debut.txt"
 
 
 def test_hybrid_puts_every_corpus_question_in_the_llm_context(corpus_index, corpus_questions):
