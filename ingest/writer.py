@@ -32,7 +32,7 @@ from ingest.loaders import Page, SkipFile, load_file
 from ingest.walk import walk
 from rag import __version__
 from rag.errors import RagError
-from rag.lexical import tokenize
+from rag.lexical import tokenize_many
 from rag.models.embedder import legacy_note, load_embedder, prefixes
 from rag.settings import Settings
 from rag.store import (
@@ -289,11 +289,10 @@ class IndexWriter:
     def _tokenize(self, new_files: list[_NewFile]) -> list[str]:
         """BM25 tokens of every new chunk (title + text, as embedded), stored space-joined."""
         texts = _embedded_texts(new_files)
-        out = []
-        for n, text in enumerate(texts, 1):
-            out.append(" ".join(tokenize(text)))
-            if n % 64 == 0 or n == len(texts):
-                self.progress("tokenizing", n, len(texts))
+        out: list[str] = []
+        for begin in range(0, len(texts), 256):
+            out += [" ".join(tokens) for tokens in tokenize_many(texts[begin : begin + 256])]
+            self.progress("tokenizing", len(out), len(texts))
         return out
 
     def _commit(

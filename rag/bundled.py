@@ -123,6 +123,15 @@ def _unpack(compact: dict, base_dir: Path, dropped: set[str]) -> dict:
     return state
 
 
+def _digest(folder: Path) -> str:
+    """The bundle's identity: its weights and small files, so a re-fitted blend weight is not served stale."""
+    digest = hashlib.sha256((folder / WEIGHTS).read_bytes())
+    for name in SMALL_FILES:
+        if (folder / name).is_file():
+            digest.update(name.encode() + b"\0" + (folder / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def assemble(folder: Path = FOLDER, cache_dir: Path | None = None) -> Path:
     """The full model folder for `CrossEncoder`, built from `folder` and its base on first use."""
     from safetensors import safe_open
@@ -131,7 +140,7 @@ def assemble(folder: Path = FOLDER, cache_dir: Path | None = None) -> Path:
     weights = folder / WEIGHTS
     if not weights.is_file():
         raise RagError(f"{folder}: no {WEIGHTS}; rebuild the bundled reranker with `make reranker`")
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+    digest = _digest(folder)
     cache_dir = cache_dir or cache_root() / "models"
     target = cache_dir / f"{folder.name}-{digest}"
     if (target / "model.safetensors").is_file():

@@ -31,7 +31,7 @@ _STOP = frozenset(_STOP_WORDS.split())
 def _kiwi():
     from kiwipiepy import Kiwi
 
-    return Kiwi()
+    return Kiwi(num_workers=-1)  # one text runs on one thread; a list is spread over all cores
 
 
 @lru_cache(maxsize=1)
@@ -47,12 +47,9 @@ def _latin(words: list[str]) -> list[str]:
     return _stemmer().stemWords(kept)
 
 
-def tokenize(text: str) -> list[str]:
-    """BM25 tokens of one text."""
-    if not HANGUL.search(text):
-        return _latin(_WORD.findall(text))
+def _kept(morphemes) -> list[str]:
     tokens: list[str] = []
-    for token in _kiwi().tokenize(text):
+    for token in morphemes:
         if token.tag not in _KEEP:
             continue
         if token.tag == "SL":
@@ -62,5 +59,17 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
+def tokenize(text: str) -> list[str]:
+    """BM25 tokens of one text."""
+    if not HANGUL.search(text):
+        return _latin(_WORD.findall(text))
+    return _kept(_kiwi().tokenize(text))
+
+
 def tokenize_many(texts: list[str]) -> list[list[str]]:
-    return [tokenize(text) for text in texts]
+    """BM25 tokens of many texts, the same as `tokenize` on each; Kiwi analyses them on every core."""
+    korean = [i for i, text in enumerate(texts) if HANGUL.search(text)]
+    out = [[] if HANGUL.search(text) else _latin(_WORD.findall(text)) for text in texts]
+    for i, morphemes in zip(korean, _kiwi().tokenize([texts[i] for i in korean]), strict=True):
+        out[i] = _kept(morphemes)
+    return out

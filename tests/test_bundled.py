@@ -71,6 +71,17 @@ def test_assembly_is_cached_and_rebuilds_the_trained_tensors_from_the_base(tmp_p
     assert not torch.equal(full[bundled.PREFIX + layer], base[layer])  # trained: base + int8 difference
 
 
+def test_a_changed_blend_weight_in_the_bundle_is_not_served_from_a_stale_assembly(tmp_path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundled.FOLDER, copy)
+    before = bundled.assemble(copy, cache_dir=tmp_path / "cache")
+    blend = json.loads((copy / "rag_reranker.json").read_text()) | {"logit_weight": 0.25}
+    (copy / "rag_reranker.json").write_text(json.dumps(blend))
+    after = bundled.assemble(copy, cache_dir=tmp_path / "cache")
+    assert after != before
+    assert json.loads((after / "rag_reranker.json").read_text())["logit_weight"] == 0.25
+
+
 def test_pack_round_trip_keeps_the_scores_and_refuses_a_model_not_built_on_the_base(tmp_path):
     model_dir = bundled.assemble(cache_dir=tmp_path / "cache")
     packed = bundled.pack(model_dir, multilingual_e5.NAME, tmp_path / "packed")

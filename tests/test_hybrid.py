@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ingest.writer import IndexWriter
-from rag.lexical import tokenize
+from rag.lexical import tokenize, tokenize_many
 from rag.retrieval import FITTED_FUSION, BM25Retriever, HybridRetriever, confidence, fuse, open_retriever
 from tests.conftest import CORPUS, make_settings
 
@@ -23,6 +23,11 @@ def test_english_is_lowercased_stemmed_and_stop_worded():
 
 def test_mixed_text_is_handled_token_by_token():
     assert tokenize("NewJeans의 debut 앨범은 2022년에 released") == ["newjean", "debut", "앨범", "2022", "releas"]
+
+
+def test_ingest_tokenizes_in_bulk_exactly_as_a_query_is_tokenized():
+    texts = ["도서관은 밤 10시에 닫습니다.", "Late fees are 100 won a day.", "", "NewJeans는 2022년에 데뷔했다."] * 3
+    assert tokenize_many(texts) == [tokenize(t) for t in texts]
 
 
 def test_confidence_is_scale_free():
