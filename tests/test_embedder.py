@@ -44,7 +44,10 @@ def test_int8_vectors_are_the_float32_vectors_within_rounding(corpus_texts):
     texts = corpus_texts
     passages_fast, passages_exact = fast.embed_passages(texts), exact.embed_passages(texts)
     assert np.allclose(np.linalg.norm(passages_fast, axis=1), 1.0, atol=1e-4)
-    assert (passages_fast * passages_exact).sum(axis=1).min() > 0.99  # 0.994-0.997 measured
+    # 0.9984-0.9999 measured; 0.994 when the three layers whose inputs carry outliers were int8 too
+    assert (passages_fast * passages_exact).sum(axis=1).min() > 0.997
+    questions = ["도서관 연체료는 얼마인가요?", "Who designed the Main Library?"]
+    assert (fast.embed_queries(questions) * exact.embed_queries(questions)).sum(axis=1).min() > 0.997
     # what this costs in ranking is measured on the evaluation sets (README: dense mrr@10 against float32)
 
 
@@ -53,7 +56,7 @@ def test_batching_by_tokens_moves_a_vector_by_rounding_only(corpus_texts):
     texts = corpus_texts
     together = load_embedder(E5).embed_passages(texts)
     alone = np.stack([load_embedder(E5).embed_passages([t])[0] for t in texts[:6]])
-    assert (together[:6] * alone).sum(axis=1).min() > 0.99  # 0.996 measured
+    assert (together[:6] * alone).sum(axis=1).min() > 0.997  # 0.9984 measured
 
 
 def test_an_index_keeps_the_backend_it_was_embedded_with(tmp_path):

@@ -26,7 +26,7 @@ from rag.eval.stats import Interval, paired_bootstrap
 from rag.generation import fingerprint, generate_answer
 from rag.hits import Hit
 from rag.llm import LLM, Endpoint, LLMError, open_llm
-from rag.models.embedder import prefixes
+from rag.models.embedder import backend_version, prefixes
 from rag.reranker import NO_RERANK, Reranker, reranker_from
 from rag.retrieval import RETRIEVERS, open_retriever
 from rag.settings import Settings
@@ -102,7 +102,7 @@ def prepare_index(dataset: EvalSet, settings: Settings, progress: Progress | Non
     """Ingest the corpus through the normal ingest path into a cache keyed by corpus and settings."""
     key = f"v{FORMAT_VERSION}-{dataset.format}-{dataset.corpus_key()}-{settings.chunk_size}-{settings.chunk_overlap}"
     embedder = settings.embedder.replace("/", "_") + ("-prefixed" if any(prefixes(settings.embedder)) else "")
-    index_dir = settings.eval_cache_dir / f"{key}-{embedder}-{settings.embed_backend}"
+    index_dir = settings.eval_cache_dir / f"{key}-{embedder}-{backend_version(settings.embed_backend)}"
     writer = IndexWriter(settings.model_copy(update={"index_dir": index_dir}), progress)
     report = writer.ingest([dataset.folder]) if dataset.folder else writer.ingest_records(dataset.records)
     if report.chunks_total == 0:

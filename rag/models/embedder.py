@@ -75,6 +75,16 @@ def prefixes(model_id: str) -> tuple[str, str]:
 BACKENDS = ("onnx-int8", "torch")
 
 
+def backend_version(backend: str) -> str:
+    """The backend with the version of its computation, for caches of vectors (`rag eval`'s indexes):
+    a change to the int8 export changes the vectors without changing the backend's name."""
+    if backend == "onnx-int8":
+        from rag.models.onnx_int8 import ENCODER_QUANTISATION
+
+        return f"onnx-{ENCODER_QUANTISATION}"
+    return backend
+
+
 def _onnx_pooling(model) -> str | None:
     """ "mean" or "cls" when the sentence-transformers `model` is a transformer + that pooling (+ norm)."""
     modules = list(model)
