@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from rag.errors import RagError
 from rag.hits import Hit
 from rag.lexical import tokenize
@@ -121,28 +123,41 @@ def _min_max(found: list[tuple[int, float]]) -> dict[int, float]:
     return {i: (s - low) / (high - low) if high > low else 1.0 for i, s in found}
 
 
-# Dense weight = clip(base + gain * (c_dense - c_bm25)) for embedders whose (base, gain) was fitted
-# (bench/fusion_fit.py, held-out questions of the five evaluation sets; README "Retrieval").
-FITTED_FUSION = {"multilingual-e5-small": (0.75, 0.5)}
+def _z_scores(found: list[tuple[int, float]]) -> dict[int, float]:
+    """Scores in standard deviations from their list's mean. Unlike min-max, which stretches every
+    list to [0, 1], a flat list stays flat and one far-ahead first stays far ahead."""
+    if not found:
+        return {}
+    scores = np.array([s for _, s in found], dtype=np.float64)
+    spread = float(scores.std()) or 1.0
+    return {i: (s - float(scores.mean())) / spread for i, s in found}
+
+
+# Dense weight = clip(base + gain * (c_dense - c_bm25)) over z-scores, for embedders whose (base, gain)
+# was fitted (bench/fusion_fit.py, held-out questions of the five evaluation sets; README "Retrieval").
+FITTED_FUSION = {"multilingual-e5-small": (0.925, 0.5)}
 
 
 def fuse(
     dense: list[tuple[int, float]], lexical: list[tuple[int, float]], fitted: tuple[float, float] | None = None
 ) -> list[tuple[int, float]]:
-    """Convex combination of min-max normalised scores, the dense weight chosen per query.
+    """Convex combination of the two lists' normalised scores, the dense weight chosen per query.
 
-    With `fitted` (base, gain), an embedder known to read both languages: base + gain times the
-    difference of the lists' confidences, clipped to [0, 1]. multilingual-e5-small's (0.75, 0.5)
-    had the best worst margin against the better half on held-out questions (KorQuAD 300-1299,
-    HotpotQA 300-499, ClapNQ 300-599, MS MARCO ko and en evaluation splits from 300), among
+    With `fitted` (base, gain), an embedder known to read both languages: z-scores, and a dense
+    weight of base + gain times the difference of the lists' confidences, clipped to [0, 1].
+    multilingual-e5-small's (0.925, 0.5) had the best worst margin against the better half on
+    held-out questions (KorQuAD 300-1299, HotpotQA 300-499, ClapNQ 300-599, MS MARCO ko and en
+    evaluation splits from 300: none below it), among min-max and z-scores with shifted weights,
     fixed weights, reciprocal rank fusion and the rule below.
 
-    Without, the confidence rule: dense weight = c_d² / (c_d² + c_b²), so a half that cannot read
-    the query (MiniLM on Korean) returns a flat list and gets next to no weight. Its rank (5) and
-    power (2) were chosen on the held-out KorQuAD, HotpotQA and ClapNQ questions with MiniLM;
-    equal-weight reciprocal rank fusion lost 0.78 hit@1 on Korean there to a useless dense half.
+    Without, min-max scores and the confidence rule: dense weight = c_d² / (c_d² + c_b²), so a half
+    that cannot read the query (MiniLM on Korean) returns a flat list and gets next to no weight.
+    Its rank (5) and power (2) were chosen on the held-out KorQuAD, HotpotQA and ClapNQ questions
+    with MiniLM; equal-weight reciprocal rank fusion lost 0.78 hit@1 on Korean there to a useless
+    dense half.
     """
     c_dense, c_lexical = confidence([s for _, s in dense]), confidence([s for _, s in lexical])
+    normalise = _z_scores if fitted else _min_max
     if not lexical or not dense:
         weight = 1.0 if dense else 0.0
     elif fitted:
@@ -152,9 +167,9 @@ def fuse(
         a, b = c_dense**CONFIDENCE_POWER, c_lexical**CONFIDENCE_POWER
         weight = a / (a + b) if a + b > 0 else 0.5
     fused: dict[int, float] = {}
-    for chunk_id, score in _min_max(dense).items():
+    for chunk_id, score in normalise(dense).items():
         fused[chunk_id] = weight * score
-    for chunk_id, score in _min_max(lexical).items():
+    for chunk_id, score in normalise(lexical).items():
         fused[chunk_id] = fused.get(chunk_id, 0.0) + (1 - weight) * score
     return sorted(fused.items(), key=lambda item: -item[1])
 

@@ -69,10 +69,11 @@ def test_an_empty_half_leaves_the_other_untouched(fitted):
 def test_the_fitted_weighting_leans_on_dense_and_follows_confidence():
     noise = list(range(100, 120))
     fitted = FITTED_FUSION["multilingual-e5-small"]
-    # both lists equally sure of a different first: dense (weight 0.75) decides
+    # both lists equally sure of a different first: dense (weight 0.925) decides
     assert fuse(_peaked([7, *noise[5:]]), _peaked([8, *noise[6:]]), fitted)[0][0] == 7
-    # a confident BM25 against a flat dense list moves the weight its way (0.75 + 0.5 * (0.03 - 0.75))
+    # a confident BM25 against a flat dense list moves the weight its way (0.925 + 0.5 * (0.007 - 0.77))
     assert fuse(_flat(noise), _peaked([7, *noise[5:]]), fitted)[0][0] == 7
+    assert fuse(_peaked([7, *noise[5:]]), _flat(noise), fitted)[0][0] == 7  # z-scores leave a flat list flat
     dense = [(1, 0.8), (2, 0.79), (3, 0.5), (4, 0.4)]
     lexical = [(2, 12.0), (1, 11.0), (5, 3.0), (6, 2.0)]
     assert {i for i, _ in fuse(dense, lexical, fitted)[:2]} == {1, 2}  # agreement still rewarded
