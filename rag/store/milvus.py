@@ -99,7 +99,9 @@ def connect(uri: str, token: str | None = None):
         raise RagError("RAG_STORE=milvus needs pymilvus and milvus-lite: pip install 'rag[milvus]'") from None
     # pymilvus configures its loggers on import and logs every failed call, expected ones too (an
     # absent alias, a taken lock): this store turns the failures that matter into one-line errors
-    for name in ("pymilvus", "pymilvus.milvus_client"):
+    # (and Milvus Lite's in-process gRPC server logs a traceback for each call it does not implement,
+    # such as the timestamp pymilvus asks for before iterating, then falls back)
+    for name in ("pymilvus", "pymilvus.milvus_client", "grpc._server"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     key = (uri, token or "")
     with _clients_lock:
@@ -121,8 +123,11 @@ def connect(uri: str, token: str | None = None):
                     f"the Milvus Lite index {uri} is open in another process (a rag serve or ingest): Milvus Lite "
                     "serves one process at a time; stop that one, or run a Milvus server (RAG_MILVUS_URI=http://…)"
                 )
+        # pymilvus pings every 10 s; Milvus Lite's in-process server allows no pings between calls and
+        # answers with GOAWAY "too_many_pings" (logged by gRPC) after a long embedding: none on loopback
+        options = {"grpc.keepalive_time_ms": 2**31 - 1} if _is_lite(uri) else {}
         try:
-            client = MilvusClient(uri=uri, token=token or "", timeout=TIMEOUT)
+            client = MilvusClient(uri=uri, token=token or "", timeout=TIMEOUT, grpc_options=options)
         except MilvusException as exc:
             raise RagError(
                 f"cannot reach Milvus at RAG_MILVUS_URI={uri!r} ({exc.message}): start the server or fix the URI"
@@ -142,6 +147,12 @@ def release(uri: str, token: str | None = None) -> None:
         from milvus_lite.server_manager import server_manager_instance
 
         server_manager_instance.release_server(uri)
+
+
+def release_all() -> None:
+    """`release` every URI this process opened."""
+    for uri, token in list(_clients):
+        release(uri, token or None)
 
 
 def term_id(token: str) -> int:
@@ -189,6 +200,7 @@ class MilvusReader(IndexReader):
 
     def __init__(self, client, collection: str, location: str) -> None:
         self.client, self.collection, self.location = client, collection, location
+        client.load_collection(collection)  # a no-op when loaded; Milvus Lite reopens collections released
         properties = client.describe_collection(collection).get("properties", {})
         self.manifest = json.loads(properties[MANIFEST_KEY])
         self._check_format()
@@ -253,6 +265,7 @@ class MilvusStore(Store):
         return MilvusReader(self.client, live, self.location)
 
     def _rows(self, collection: str, fields: list[str]) -> Iterator[dict]:
+        self.client.load_collection(collection)
         iterator = self.client.query_iterator(collection, batch_size=BATCH, filter="id > 0", output_fields=fields)
         try:
             while batch := iterator.next():
