@@ -49,8 +49,7 @@ def collect(cache: Path) -> dict:
     out: dict = {}
     for name, (path, split, heldout) in SETS.items():
         data = load_eval_set(path, split=split)
-        index_dir = prepare_index(data, Settings())
-        dense = DenseRetriever.open(index_dir)
+        dense = DenseRetriever.open(prepare_index(data, Settings()))
         bm25 = BM25Retriever(dense.index)
         out[name] = {}
         for part, rows in (("heldout", heldout), ("reported", REPORTED)):

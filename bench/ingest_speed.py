@@ -54,7 +54,7 @@ def main() -> None:
     from rag.models.embedder import load_embedder, resolve_model_path
     from rag.quiet import quiet_libraries
     from rag.settings import PACKAGED_EMBEDDER, Settings
-    from rag.store import CHUNKS_DB, live_generation
+    from rag.store.local import CHUNKS_DB, live_generation
 
     quiet_libraries()
     data = load_eval_set(KORQUAD)

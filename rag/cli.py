@@ -35,6 +35,9 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env RAG_INDEX_DIR]")]
+StoreOpt = Annotated[
+    str | None, typer.Option("--store", help="local (FAISS + SQLite) or milvus (RAG_MILVUS_URI) [env RAG_STORE]")
+]
 RetrieverOpt = Annotated[str | None, typer.Option("--retriever", help="hybrid, dense or bm25 [env RAG_RETRIEVER]")]
 
 
@@ -105,16 +108,19 @@ def ingest(
     embedder: Annotated[str | None, typer.Option(help="sentence-transformers id or path [env RAG_EMBEDDER]")] = None,
     chunk_size: Annotated[int | None, typer.Option(help="Max characters per chunk")] = None,
     chunk_overlap: Annotated[int | None, typer.Option(help="Characters shared by neighbouring chunks")] = None,
+    store: StoreOpt = None,
 ) -> None:
     """Add folders or files to the index; re-running only processes what changed."""
     from ingest.writer import IndexWriter
 
-    settings = _settings(index_dir=index, embedder=embedder, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+    settings = _settings(
+        index_dir=index, embedder=embedder, chunk_size=chunk_size, chunk_overlap=chunk_overlap, store=store
+    )
     bars, progress = _progress_bars()
     with bars:
         report = IndexWriter(settings, progress).ingest(paths)
 
-    out.print(f"[bold]Index[/] {report.index_dir}")
+    out.print(f"[bold]Index[/] {report.index}")
     rate = report.chunks_added / report.seconds if report.seconds else 0.0
     out.print(
         f"files seen {report.files_seen}, ingested {len(report.ingested)}, unchanged {report.unchanged}, "
@@ -209,11 +215,14 @@ def ask(
     reranker: Annotated[str | None, typer.Option(help="Preset, hub id, local path, or none")] = None,
     retriever: RetrieverOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    store: StoreOpt = None,
 ) -> None:
     """Retrieve, rerank and answer one question with numbered sources."""
     from rag.pipeline import Pipeline
 
-    settings = _settings(index_dir=index, candidates=candidates, top_n=top_n, reranker=reranker, retriever=retriever)
+    settings = _settings(
+        index_dir=index, candidates=candidates, top_n=top_n, reranker=reranker, retriever=retriever, store=store
+    )
     pipeline = Pipeline(settings)
     if question is None:
         _chat(pipeline)
@@ -229,11 +238,14 @@ def chat(
     top_n: Annotated[int | None, typer.Option("--top-n", "-n")] = None,
     reranker: Annotated[str | None, typer.Option()] = None,
     retriever: RetrieverOpt = None,
+    store: StoreOpt = None,
 ) -> None:
     """Interactive questions, with the models kept loaded between them."""
     from rag.pipeline import Pipeline
 
-    settings = _settings(index_dir=index, candidates=candidates, top_n=top_n, reranker=reranker, retriever=retriever)
+    settings = _settings(
+        index_dir=index, candidates=candidates, top_n=top_n, reranker=reranker, retriever=retriever, store=store
+    )
     _chat(Pipeline(settings))
 
 
@@ -247,6 +259,7 @@ def serve(
         list[Path] | None, typer.Option("--allow-root", help="Folder whose files clients may add by path (repeat)")
     ] = None,
     reports: Annotated[Path | None, typer.Option(help="Folder of `rag eval --out` reports for the page")] = None,
+    store: StoreOpt = None,
 ) -> None:
     """Serve the index over HTTP: OpenAI-compatible chat with sources, and search (see /docs)."""
     import uvicorn
@@ -257,8 +270,8 @@ def serve(
     if not _loopback(host) and not api_key:
         raise RagError(f"--host {host} is reachable from other machines: set RAG_SERVE_API_KEY (clients then send "
                        "Authorization: Bearer <key>) or keep the default 127.0.0.1")  # fmt: skip
-    settings = _settings(index_dir=index)
-    err.print(f"[dim]loading models for {settings.index_dir} …[/]", highlight=False)
+    settings = _settings(index_dir=index, store=store)
+    err.print(f"[dim]loading models for the {settings.store} index …[/]", highlight=False)
     application = create_app(settings, api_key=api_key, allowed_roots=tuple(allow_root or ()), reports=reports)
     err.print(f"ready: http://{host}:{port}/  (API docs at /docs)", highlight=False)
     uvicorn.run(application, host=host, port=port, log_level="warning")
@@ -290,6 +303,7 @@ def eval_command(
     ] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Report folder [default: rag-eval/DATASET]")] = None,
     embedder: Annotated[str | None, typer.Option(help="sentence-transformers id or path")] = None,
+    store: StoreOpt = None,
 ) -> None:
     """Measure retrieval (and answer) accuracy with and without rerank, across k and rerankers."""
     from rag.eval.datasets import load_eval_set
@@ -297,7 +311,7 @@ def eval_command(
     from rag.eval.runner import Evaluator, Experiment, parse_arms, parse_candidates
     from rag.reranker import RerankerUnavailable, reranker_from
 
-    settings = _settings(embedder=embedder)
+    settings = _settings(embedder=embedder, store=store)
     counts = parse_candidates(candidates)
     data = load_eval_set(dataset, fmt, split, limit)
     if not reranker:  # the configured reranker joins when it can be loaded; explicit ones must load

@@ -1,6 +1,6 @@
 """Our retriever and reranker behind LangChain's interfaces, for use inside users' own chains.
 
-`RagRetriever` is a `BaseRetriever` over an index folder written by `rag ingest`; `RagReranker` is a
+`RagRetriever` is a `BaseRetriever` over an index written by `rag ingest` (either store); `RagReranker` is a
 `BaseDocumentCompressor` (drop-in for `ContextualCompressionRetriever` or any LCEL chain). Scores
 and chunk metadata travel in `Document.metadata`. Only langchain-core is needed.
 """
@@ -20,6 +20,8 @@ from pydantic import ConfigDict
 from rag.hits import Hit
 from rag.reranker import Reranker, blend, sigmoid
 from rag.retrieval import open_retriever
+from rag.settings import Settings
+from rag.store import Store, open_store
 
 
 def hit_to_document(hit: Hit) -> Document:
@@ -40,15 +42,23 @@ def hit_to_document(hit: Hit) -> Document:
 
 
 class RagRetriever(BaseRetriever):
-    """Retrieval over a `rag` index: `RagRetriever.from_index(path, k=20, retriever="hybrid")`."""
+    """Retrieval over a `rag` index: `RagRetriever.from_index(path, k=20, retriever="hybrid")`, or
+    `RagRetriever.from_settings()` for the index the `RAG_*` settings name (`RAG_STORE`, …)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     retriever: Any
     k: int = 20
 
     @classmethod
-    def from_index(cls, index_dir: str | Path, k: int = 20, retriever: str = "hybrid") -> RagRetriever:
-        return cls(retriever=open_retriever(retriever, Path(index_dir).expanduser()), k=k)
+    def from_index(cls, index: str | Path | Store, k: int = 20, retriever: str = "hybrid") -> RagRetriever:
+        """A local index folder, or any store (`rag.store.open_store`)."""
+        where = index if isinstance(index, Store) else Path(index).expanduser()
+        return cls(retriever=open_retriever(retriever, where), k=k)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, k: int = 20) -> RagRetriever:
+        settings = settings or Settings()
+        return cls(retriever=open_retriever(settings.retriever, open_store(settings)), k=k)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [hit_to_document(hit) for hit in self.retriever.retrieve(query, self.k)]

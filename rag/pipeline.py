@@ -15,7 +15,7 @@ from rag.models.embedder import legacy_note
 from rag.reranker import Reranker, RerankerUnavailable, reranker_from
 from rag.retrieval import open_retriever
 from rag.settings import Settings
-from rag.store import live_generation
+from rag.store import open_store
 
 
 @dataclass
@@ -76,8 +76,9 @@ class Pipeline:
         self.settings = settings
         parse_defences(settings.injection_defences)  # a bad setting fails before any model loads
         self._explicit_embedder = settings.embedder if "embedder" in settings.model_fields_set else None
-        self.generation = live_generation(settings.index_dir)
-        self.retriever = open_retriever(settings.retriever, settings.index_dir, self._explicit_embedder)
+        self.store = open_store(settings)
+        self.generation = self.store.generation()
+        self.retriever = open_retriever(settings.retriever, self.store, self._explicit_embedder)
         self.index_note = (
             None
             if self._explicit_embedder or settings.retriever == "bm25"
@@ -94,16 +95,16 @@ class Pipeline:
     def refresh(self) -> bool:
         """Reopen the index when an ingest committed a new generation since it was opened (`rag
         serve` asks before each question: answers come from the old generation until the switch)."""
-        live = live_generation(self.settings.index_dir)
+        live = self.store.generation()
         if live is None or live == self.generation:
             return False
-        retriever = open_retriever(self.settings.retriever, self.settings.index_dir, self._explicit_embedder)
+        retriever = open_retriever(self.settings.retriever, self.store, self._explicit_embedder)
         self.retriever, self.generation = retriever, live
         self.warm()
         return True
 
     def warm(self) -> None:
-        """Load what loads lazily (the BM25 arrays) now, while the generation's folder exists: a
+        """Load what loads lazily (the local store's BM25 arrays) now, while the generation exists: a
         later commit deletes it."""
         self.retriever.retrieve("warm-up", 1)
 

@@ -1,4 +1,4 @@
-"""First-stage retrieval over one index: dense (FAISS), lexical (BM25) and their fusion.
+"""First-stage retrieval over one index (any store): dense, lexical (BM25) and their fusion.
 
 Every retriever returns `Hit`s best first; `open_retriever(name, …)` builds one by name, so the
 CLI, `rag eval` arms and the LangChain adapter share one registry.
@@ -14,7 +14,7 @@ from rag.errors import RagError
 from rag.hits import Hit
 from rag.lexical import tokenize
 from rag.models.embedder import Embedder, load_embedder, prefixes
-from rag.store import IndexReader
+from rag.store import IndexReader, Store, as_store
 
 
 def _check_embedder(index: IndexReader, embedder_id: str) -> None:
@@ -22,20 +22,23 @@ def _check_embedder(index: IndexReader, embedder_id: str) -> None:
     comparing them returns noise."""
     if embedder_id != index.embedder_id:
         raise RagError(
-            f"index {index.index_dir} was built with embedder '{index.embedder_id}' but the query "
+            f"index {index.location} was built with embedder '{index.embedder_id}' but the query "
             f"would use '{embedder_id}': unset RAG_EMBEDDER or re-ingest with the new embedder"
         )
     if prefixes(embedder_id) != index.embedder_prefixes:
         raise RagError(
-            f"index {index.index_dir} was embedded with passage prefix {index.embedder_prefixes[1]!r}, this "
+            f"index {index.location} was embedded with passage prefix {index.embedder_prefixes[1]!r}, this "
             f"rag embeds '{embedder_id}' with {prefixes(embedder_id)[1]!r}: re-ingest into a new --index folder"
         )
 
 
-def open_index(index_dir: Path) -> IndexReader:
-    index = IndexReader(index_dir)
+Where = Store | Path  # a store, or the local index folder at a path
+
+
+def open_index(where: Where) -> IndexReader:
+    index = as_store(where).reader()
     if len(index) == 0:
-        raise RagError(f"index {index_dir} is empty: run `rag ingest FOLDER --index {index_dir}`")
+        raise RagError(f"index {index.location} is empty: run `rag ingest FOLDER` into it first")
     return index
 
 
@@ -54,7 +57,7 @@ def _check_query(query: str) -> None:
 
 
 class DenseRetriever:
-    """Cosine similarity of normalised sentence-transformers embeddings, exact FAISS search."""
+    """Cosine similarity of normalised embeddings, exact search in the store."""
 
     name = "dense"
 
@@ -64,9 +67,9 @@ class DenseRetriever:
         self.embedder = embedder
 
     @classmethod
-    def open(cls, index_dir: Path, embedder_id: str | None = None) -> DenseRetriever:
+    def open(cls, where: Where, embedder_id: str | None = None) -> DenseRetriever:
         """Open the index; with no embedder given, use the one the index was built with."""
-        index = open_index(index_dir)
+        index = open_index(where)
         _check_embedder(index, embedder_id or index.embedder_id)  # before loading a model we would refuse
         return cls(index, load_embedder(embedder_id or index.embedder_id, backend=index.embedder_backend))
 
@@ -88,8 +91,8 @@ class BM25Retriever:
         tokenize("한국어")  # load Kiwi now, so no question's retrieve time includes a model load
 
     @classmethod
-    def open(cls, index_dir: Path) -> BM25Retriever:
-        return cls(open_index(index_dir))
+    def open(cls, where: Where) -> BM25Retriever:
+        return cls(open_index(where))
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         return self.index.lexical_search(tokenize(query), k)
@@ -185,8 +188,8 @@ class HybridRetriever:
         self.fitted = FITTED_FUSION.get(dense.embedder.model_id)
 
     @classmethod
-    def open(cls, index_dir: Path, embedder_id: str | None = None) -> HybridRetriever:
-        dense = DenseRetriever.open(index_dir, embedder_id)
+    def open(cls, where: Where, embedder_id: str | None = None) -> HybridRetriever:
+        dense = DenseRetriever.open(where, embedder_id)
         return cls(dense, BM25Retriever(dense.index))
 
     def retrieve(self, query: str, k: int) -> list[Hit]:
@@ -199,12 +202,12 @@ class HybridRetriever:
 RETRIEVERS = ("hybrid", "dense", "bm25")
 
 
-def open_retriever(name: str, index_dir: Path, embedder_id: str | None = None):
+def open_retriever(name: str, where: Where, embedder_id: str | None = None):
     """A retriever by name; BM25 alone loads no embedding model."""
     if name == "dense":
-        return DenseRetriever.open(index_dir, embedder_id)
+        return DenseRetriever.open(where, embedder_id)
     if name == "bm25":
-        return BM25Retriever.open(index_dir)
+        return BM25Retriever.open(where)
     if name == "hybrid":
-        return HybridRetriever.open(index_dir, embedder_id)
+        return HybridRetriever.open(where, embedder_id)
     raise RagError(f"unknown retriever '{name}': choose from {', '.join(RETRIEVERS)}")

@@ -42,6 +42,14 @@ class Settings(BaseSettings):
 
     eval_cache_dir: Path = Field(default_factory=default_eval_cache_dir)
 
+    # where the index lives (rag.store): "local" (FAISS + SQLite in index_dir) or "milvus"
+    store: str = "local"
+    # a path ending in .db runs Milvus Lite in-process; http://host:19530 is a Milvus server or cluster.
+    # None: INDEX_DIR/milvus.db
+    milvus_uri: str | None = None
+    milvus_token: str | None = None  # "user:password" or an API key, for a server that wants one
+    milvus_collection: str = "rag"  # the alias the index is known by; generations are NAME__gNNNNNN
+
     @field_validator("index_dir", "eval_cache_dir")
     @classmethod
     def _expand_user(cls, value: Path) -> Path:

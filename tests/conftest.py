@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,18 @@ def make_settings(index_dir: Path, **overrides) -> Settings:
     return Settings(index_dir=index_dir, **overrides)
 
 
+@pytest.fixture(params=["local", "milvus"])
+def store_kind(request, monkeypatch) -> Iterator[str]:
+    """Runs a behaviour test on both stores (RAG_STORE, which make_settings reads); Milvus Lite
+    in the test's folder, its in-process server stopped afterwards."""
+    monkeypatch.setenv("RAG_STORE", request.param)
+    yield request.param
+    if request.param == "milvus":
+        from rag.store.milvus import release_all
+
+        release_all()
+
+
 @pytest.fixture(scope="session")
 def cross_encoder_dir(tmp_path_factory) -> Path:
     """A real CrossEncoder: the packaged MiniLM encoder with a seeded, untrained scoring head.
@@ -74,3 +87,15 @@ def corpus_index(tmp_path_factory) -> Path:
     index_dir = tmp_path_factory.mktemp("corpus-index")
     IndexWriter(make_settings(index_dir)).ingest([CORPUS])
     return index_dir
+
+
+@pytest.fixture(scope="session")
+def milvus_corpus_index(tmp_path_factory) -> Iterator[Path]:
+    """docs_corpus ingested once for the session into Milvus Lite (INDEX/milvus.db)."""
+    from ingest.writer import IndexWriter
+    from rag.store.milvus import release
+
+    index_dir = tmp_path_factory.mktemp("milvus-corpus-index")
+    IndexWriter(make_settings(index_dir, store="milvus")).ingest([CORPUS])
+    yield index_dir
+    release(str(index_dir / "milvus.db"))

@@ -16,7 +16,8 @@ from rag.models.embedder import load_embedder
 from rag.pipeline import Pipeline
 from rag.retrieval import DenseRetriever
 from rag.settings import PACKAGED_EMBEDDER, Settings
-from rag.store import IndexReader, live_generation
+from rag.store.local import LocalReader as IndexReader
+from rag.store.local import live_generation
 from tests.conftest import make_settings
 
 E5 = "multilingual-e5-small"

@@ -21,7 +21,7 @@ def gold_path(question: dict) -> str:
 
 
 def test_corpus_ingests_every_document_with_pdf_pages(corpus_index):
-    from rag.store import IndexReader
+    from rag.store.local import LocalReader as IndexReader
 
     reader = IndexReader(corpus_index)
     paths = {row[0] for row in reader.db.execute("SELECT path FROM files")}

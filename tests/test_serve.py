@@ -277,7 +277,7 @@ def test_bad_uploads_get_a_one_line_4xx(library, params, body, status, message):
 
 
 def test_unknown_document_and_a_second_writer(library):
-    from ingest.writer import writer_lock
+    from rag.store.local import writer_lock
 
     url, _ = library
     missing = httpx.delete(f"{url}/v1/documents/0123456789abcdef")

@@ -1,4 +1,5 @@
-"""The index on disk: incremental add/replace/prune, crash safety, the writer lock, embedder checks."""
+"""The index in either store: incremental add/replace/prune, crash safety, the writer lock, embedder
+checks. Tests that take `store_kind` run on the local store and on Milvus Lite alike."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from ingest.writer import IndexWriter, writer_lock
+from ingest.writer import IndexWriter
 from rag.errors import RagError
 from rag.models.embedder import Embedder
 from rag.retrieval import DenseRetriever
-from rag.store import CHUNKS_DB, IndexReader, live_generation
-from tests.conftest import make_settings
+from rag.store import Store, open_store
+from rag.store.local import CHUNKS_DB, live_generation
+from tests.conftest import ROOT, make_settings
+
+SUBPROCESS_ENV = {**os.environ, "PYTHONPATH": str(ROOT)}  # a child imports the code under test
 
 DOCS = {
     "fees.txt": "Late fees are 100 won per day per book. The maximum late fee is 5,000 won.",
@@ -41,30 +45,32 @@ def ingest(index_dir: Path, *paths: Path, **overrides):
     return IndexWriter(make_settings(index_dir, **overrides)).ingest(list(paths))
 
 
+def store_of(index_dir: Path) -> Store:
+    return open_store(make_settings(index_dir))
+
+
 def indexed(index_dir: Path) -> dict[str, list[int]]:
     """source file name -> chunk ids, as the query side sees them."""
-    reader = IndexReader(index_dir)
-    rows = reader.db.execute("SELECT path, id FROM chunks ORDER BY id").fetchall()
-    assert len(reader) == len(rows)  # every stored chunk has a vector and vice versa
-    out: dict[str, list[int]] = {}
-    for path, chunk_id in rows:
-        out.setdefault(Path(path).name, []).append(chunk_id)
+    store = store_of(index_dir)
+    reader, files = store.reader(), store.files()
+    ids = [i for f in files for i in f.chunk_ids]
+    assert len(reader) == len(ids) and set(reader.chunks(ids)) == set(ids)  # every listed chunk is there
     reader.close()
-    return out
+    return {Path(f.path).name: list(f.chunk_ids) for f in files}
 
 
 def top_source(index_dir: Path, question: str) -> str:
-    return Path(DenseRetriever.open(index_dir).retrieve(question, 1)[0].source).name
+    return Path(DenseRetriever.open(store_of(index_dir)).retrieve(question, 1)[0].source).name
 
 
-def test_first_ingest_indexes_every_file(folder, index_dir):
+def test_first_ingest_indexes_every_file(folder, index_dir, store_kind):
     report = ingest(index_dir, folder)
     assert report.files_seen == 3 and len(report.ingested) == 3 and report.chunks_added == 3
     assert set(indexed(index_dir)) == {"fees.txt", "hours.md", "대출.txt"}
     assert top_source(index_dir, "How much is the late fee?") == "fees.txt"
 
 
-def test_second_ingest_skips_unchanged_files(folder, index_dir):
+def test_second_ingest_skips_unchanged_files(folder, index_dir, store_kind):
     ingest(index_dir, folder)
     before = indexed(index_dir)
     report = ingest(index_dir, folder)
@@ -72,7 +78,7 @@ def test_second_ingest_skips_unchanged_files(folder, index_dir):
     assert indexed(index_dir) == before
 
 
-def test_changed_file_is_replaced_and_vanished_file_pruned(folder, index_dir):
+def test_changed_file_is_replaced_and_vanished_file_pruned(folder, index_dir, store_kind):
     ingest(index_dir, folder)
     before = indexed(index_dir)
     (folder / "fees.txt").write_text("Printing costs 50 won per page in black and white.", encoding="utf-8")
@@ -88,7 +94,7 @@ def test_changed_file_is_replaced_and_vanished_file_pruned(folder, index_dir):
     assert top_source(index_dir, "How much does printing cost?") == "fees.txt"
 
 
-def test_ingesting_another_folder_keeps_the_first(folder, index_dir, tmp_path):
+def test_ingesting_another_folder_keeps_the_first(folder, index_dir, tmp_path, store_kind):
     other = tmp_path / "other"
     other.mkdir()
     (other / "parking.txt").write_text("Parking is free for two hours.", encoding="utf-8")
@@ -97,7 +103,7 @@ def test_ingesting_another_folder_keeps_the_first(folder, index_dir, tmp_path):
     assert set(indexed(index_dir)) == {"fees.txt", "hours.md", "대출.txt", "parking.txt"}
 
 
-def test_changed_chunk_settings_rechunk_everything(folder, index_dir):
+def test_changed_chunk_settings_rechunk_everything(folder, index_dir, store_kind):
     ingest(index_dir, folder)
     report = ingest(index_dir, folder, chunk_size=40, chunk_overlap=0)
     assert len(report.ingested) == 3 and report.chunks_added > 3
@@ -126,7 +132,7 @@ def test_skipped_files_are_reported_with_reasons(folder, index_dir, monkeypatch)
     assert report.files_seen == 7 and len(report.ingested) == 3
 
 
-def test_a_file_that_becomes_unreadable_leaves_the_index(folder, index_dir):
+def test_a_file_that_becomes_unreadable_leaves_the_index(folder, index_dir, store_kind):
     ingest(index_dir, folder)
     (folder / "fees.txt").write_bytes(b"\x00\x00garbage")
     report = ingest(index_dir, folder)
@@ -134,7 +140,7 @@ def test_a_file_that_becomes_unreadable_leaves_the_index(folder, index_dir):
     assert [Path(p).name for p in report.removed] == ["fees.txt"]
 
 
-def test_cp949_file_and_folder_names_are_decoded_indexed_and_pruned(folder, index_dir):
+def test_cp949_file_and_folder_names_are_decoded_indexed_and_pruned(folder, index_dir, store_kind):
     """Names a Korean zip made on Windows leaves behind: cp949 bytes, not UTF-8, on a Linux disk."""
     legacy = folder / os.fsdecode("옛 자료".encode("cp949"))
     legacy.mkdir()
@@ -144,16 +150,15 @@ def test_cp949_file_and_folder_names_are_decoded_indexed_and_pruned(folder, inde
     assert not report.skipped and report.files_seen == 4
     shown = str(folder / "옛 자료" / "반납안내.txt")
     assert shown in report.ingested
-    reader = IndexReader(index_dir)
-    assert reader.db.execute("SELECT title FROM chunks WHERE path = ?", (shown,)).fetchone() == ("반납안내",)
-    reader.close()
+    reader = store_of(index_dir).reader()
+    assert {c.title for c in reader.chunks(indexed(index_dir)["반납안내.txt"]).values()} == {"반납안내"}
     assert top_source(index_dir, "연체료는 하루에 얼마인가요?") == "반납안내.txt"
     assert ingest(index_dir, folder).unchanged == 4  # the decoded name is a stable key
     name.unlink()
     assert ingest(index_dir, folder).removed == [shown]
 
 
-def test_undecodable_long_and_newline_names_are_ingested(folder, index_dir):
+def test_undecodable_long_and_newline_names_are_ingested(folder, index_dir, store_kind):
     odd = {
         os.fsdecode(b"\xff\xfe-raw.txt"): "Raw bytes name: room 3 is for group study.",
         "가" * 80 + ".txt": "A 244-byte name: the reading room has 40 seats.",
@@ -167,7 +172,7 @@ def test_undecodable_long_and_newline_names_are_ingested(folder, index_dir):
     assert top_source(index_dir, "How much does printing cost?") == "two\nlines.md"
 
 
-def test_a_file_that_vanishes_mid_ingest_is_skipped_and_pruned(folder, index_dir):
+def test_a_file_that_vanishes_mid_ingest_is_skipped_and_pruned(folder, index_dir, store_kind):
     ingest(index_dir, folder)
     (folder / "fees.txt").write_text("Late fees are now 200 won per day.")
 
@@ -185,10 +190,12 @@ def test_a_file_that_vanishes_mid_ingest_is_skipped_and_pruned(folder, index_dir
 
 
 @pytest.mark.parametrize("failure", [RuntimeError("disk full"), KeyboardInterrupt()])
-def test_crash_or_ctrl_c_mid_ingest_leaves_the_previous_index_usable(folder, index_dir, monkeypatch, failure):
+def test_crash_or_ctrl_c_mid_ingest_leaves_the_previous_index_usable(
+    folder, index_dir, monkeypatch, failure, store_kind
+):
     ingest(index_dir, folder)
     before = indexed(index_dir)
-    generation = live_generation(index_dir)
+    generation = store_of(index_dir).generation()
     (folder / "fees.txt").write_text("Completely new content about the reading room.", encoding="utf-8")
     (folder / "new.txt").write_text("A brand new document about parking.", encoding="utf-8")
 
@@ -198,7 +205,7 @@ def test_crash_or_ctrl_c_mid_ingest_leaves_the_previous_index_usable(folder, ind
     with monkeypatch.context() as patch, pytest.raises(type(failure)):
         patch.setattr(Embedder, "embed", fail)
         ingest(index_dir, folder)
-    assert live_generation(index_dir) == generation
+    assert store_of(index_dir).generation() == generation
     assert indexed(index_dir) == before
     assert top_source(index_dir, "How much is the late fee?") == "fees.txt"
     report = ingest(index_dir, folder)  # the next run picks up the pending changes
@@ -222,8 +229,8 @@ def test_crash_during_commit_leaves_no_trace(folder, index_dir, monkeypatch):
     assert sorted(p for p in os.listdir(index_dir) if not p.startswith(".lock")) == ["CURRENT", "gen-000001"]
 
 
-def test_second_writer_gets_a_clear_error(folder, index_dir):
-    with writer_lock(index_dir), pytest.raises(RagError, match=r"another ingest .* is writing to"):
+def test_second_writer_gets_a_clear_error(folder, index_dir, store_kind):
+    with store_of(index_dir).lock(), pytest.raises(RagError, match=r"another ingest .* is writing to"):
         ingest(index_dir, folder)
     ingest(index_dir, folder)  # lock released: works again
 
@@ -232,9 +239,11 @@ def test_lock_dies_with_its_process(folder, index_dir):
     import subprocess
     import sys
 
-    code = "import sys,time; from ingest.writer import writer_lock; from pathlib import Path\n"
+    code = "import sys,time; from rag.store.local import writer_lock; from pathlib import Path\n"
     code += "with writer_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(60)"
-    holder = subprocess.Popen([sys.executable, "-c", code, str(index_dir)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(index_dir)], stdout=subprocess.PIPE, text=True, env=SUBPROCESS_ENV
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(RagError, match=f"pid {holder.pid}"):
@@ -245,26 +254,26 @@ def test_lock_dies_with_its_process(folder, index_dir):
     assert ingest(index_dir, folder).chunks_added == 3  # a killed ingest never blocks the next one
 
 
-def test_ingest_with_another_embedder_is_refused(folder, index_dir):
+def test_ingest_with_another_embedder_is_refused(folder, index_dir, store_kind):
     ingest(index_dir, folder)
     with pytest.raises(RagError, match="was built with embedder 'multilingual-e5-small', not 'BAAI/bge-m3'"):
         ingest(index_dir, folder, embedder="BAAI/bge-m3")
 
 
-def test_query_with_another_embedder_is_refused(folder, index_dir):
+def test_query_with_another_embedder_is_refused(folder, index_dir, store_kind):
     ingest(index_dir, folder)
     with pytest.raises(RagError, match=r"built with embedder .* but the query would use 'BAAI/bge-m3'"):
-        DenseRetriever.open(index_dir, "BAAI/bge-m3")
+        DenseRetriever.open(store_of(index_dir), "BAAI/bge-m3")
 
 
-def test_missing_and_empty_index_get_clear_errors(tmp_path):
+def test_missing_and_empty_index_get_clear_errors(tmp_path, store_kind):
     with pytest.raises(RagError, match=r"no index at .*rag ingest"):
-        DenseRetriever.open(tmp_path / "nowhere")
+        DenseRetriever.open(store_of(tmp_path / "nowhere"))
     empty = tmp_path / "empty-src"
     empty.mkdir()
     ingest(tmp_path / "idx", empty)
     with pytest.raises(RagError, match="is empty"):
-        DenseRetriever.open(tmp_path / "idx")
+        DenseRetriever.open(store_of(tmp_path / "idx"))
 
 
 def test_missing_path_is_a_clear_error(index_dir, tmp_path):
@@ -290,9 +299,9 @@ def test_index_files_are_sqlite_faiss_json_and_plain_numpy(folder, index_dir):
     assert manifest["embed_backend"] == "onnx-int8" and manifest["prefixes"]["passage"] == "passage: "
 
 
-def test_chunk_metadata_keeps_source_title_and_offsets(folder, index_dir):
+def test_chunk_metadata_keeps_source_title_and_offsets(folder, index_dir, store_kind):
     ingest(index_dir, folder)
-    reader = IndexReader(index_dir)
+    reader = store_of(index_dir).reader()
     chunk = next(iter(reader.chunks(indexed(index_dir)["hours.md"]).values()))
     source_text = Path(chunk.path).read_text(encoding="utf-8")
     assert chunk.title == "Hours" and chunk.page is None
@@ -300,7 +309,7 @@ def test_chunk_metadata_keeps_source_title_and_offsets(folder, index_dir):
     assert reader.manifest["chunker"]["size"] == 700 and reader.manifest["dimension"] == 384
 
 
-def test_records_ingest_incrementally_and_prune_what_is_gone(index_dir):
+def test_records_ingest_incrementally_and_prune_what_is_gone(index_dir, store_kind):
     from ingest.writer import Record
 
     records = [Record("a", "Late fees are 100 won per day.", "Fees"), Record("b", "Parking is free.", "Parking")]
@@ -344,3 +353,122 @@ def test_e5_models_get_their_prefixes(model_id, expected):
     from rag.models.embedder import prefixes
 
     assert prefixes(model_id) == expected
+
+
+KILL_MID_COMMIT = """
+import os, signal, sys
+from pathlib import Path
+
+import faiss
+import pymilvus
+
+from ingest.writer import IndexWriter
+from rag.settings import Settings
+
+
+def dying(real):  # the write happens, then the process is killed before the switch
+    def write(*args, **kwargs):
+        real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return write
+
+
+faiss.write_index = dying(faiss.write_index)
+pymilvus.MilvusClient.insert = dying(pymilvus.MilvusClient.insert)
+IndexWriter(Settings(index_dir=Path(sys.argv[1]))).ingest([Path(sys.argv[2])])
+"""
+
+
+def test_a_killed_ingest_leaves_the_previous_generation_answering(folder, index_dir, store_kind):
+    """SIGKILL in the middle of writing the new generation (FAISS file written; Milvus rows
+    inserted, the alias not yet moved): readers keep the old one, the next ingest finishes the job."""
+    import subprocess
+    import sys
+
+    ingest(index_dir, folder)
+    before, generation = indexed(index_dir), store_of(index_dir).generation()
+    if store_kind == "milvus":
+        from rag.store.milvus import release_all
+
+        release_all()  # Milvus Lite serves one process at a time: let the killed one open it
+    (folder / "fees.txt").write_text("Printing costs 50 won per page in black and white.", encoding="utf-8")
+    (folder / "hours.md").unlink()
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_MID_COMMIT, str(index_dir), str(folder)], check=False, env=SUBPROCESS_ENV
+    )
+    assert killed.returncode == -9
+    assert store_of(index_dir).generation() == generation
+    assert indexed(index_dir) == before
+    assert top_source(index_dir, "How much is the late fee?") == "fees.txt"
+    report = ingest(index_dir, folder)  # a dead writer's lock and half-written generation are no obstacle
+    assert [Path(p).name for p in report.ingested] == ["fees.txt"] and [Path(p).name for p in report.removed] == [
+        "hours.md"
+    ]
+    assert top_source(index_dir, "How much does printing cost?") == "fees.txt"
+
+
+@pytest.fixture(scope="module")
+def both_corpus_stores(corpus_index, milvus_corpus_index):
+    return open_store(make_settings(corpus_index)), open_store(make_settings(milvus_corpus_index, store="milvus"))
+
+
+@pytest.mark.parametrize("retriever", ["dense", "bm25", "hybrid"])
+def test_milvus_ranks_docs_corpus_like_the_local_store(both_corpus_stores, corpus_questions, retriever):
+    """Same chunk ids, same order, same scores (float32) for every docs_corpus question."""
+    from rag.retrieval import open_retriever
+
+    local, milvus = (open_retriever(retriever, store) for store in both_corpus_stores)
+    for question in corpus_questions:
+        ours, theirs = local.retrieve(question["question"], 5), milvus.retrieve(question["question"], 5)
+        assert [h.chunk for h in theirs] == [h.chunk for h in ours], question["question"]
+        assert [h.retrieval_score for h in theirs] == pytest.approx([h.retrieval_score for h in ours], rel=1e-4)
+
+
+def test_milvus_settings_errors_are_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_STORE", "milvus")
+    with pytest.raises(RagError, match=r"RAG_MILVUS_URI='.*notes': give a Milvus Lite path ending in \.db"):
+        open_store(make_settings(tmp_path, milvus_uri=str(tmp_path / "notes")))
+    with pytest.raises(RagError, match=r"cannot reach Milvus at RAG_MILVUS_URI='http://127.0.0.1:9'"):
+        open_store(make_settings(tmp_path, milvus_uri="http://127.0.0.1:9"))
+    with pytest.raises(RagError, match="RAG_MILVUS_COLLECTION='my-index'"):
+        open_store(make_settings(tmp_path, milvus_collection="my-index"))
+    with pytest.raises(RagError, match="RAG_STORE='chroma': choose one of local, milvus"):
+        open_store(make_settings(tmp_path, store="chroma"))
+
+
+def test_milvus_lite_open_in_another_process_is_named(tmp_path):
+    import subprocess
+    import sys
+
+    uri = str(tmp_path / "milvus.db")
+    code = "import sys,time; from pymilvus import MilvusClient; MilvusClient(sys.argv[1]); print('open', flush=True)\n"
+    code += "time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", code, uri], stdout=subprocess.PIPE, text=True, env=SUBPROCESS_ENV)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(RagError, match=r"is open in another process .* Milvus Lite serves one process at a time"):
+            open_store(make_settings(tmp_path, store="milvus"))
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_cli_ingest_ask_and_eval_with_the_milvus_store(tmp_path, folder):
+    """`--store milvus` end to end through the CLI (ask without an LLM: its sources and the error)."""
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+    from rag.store.milvus import release_all
+
+    runner, index = CliRunner(), str(tmp_path / "index")
+    ingested = runner.invoke(app, ["ingest", str(folder), "--index", index, "--store", "milvus"])
+    assert ingested.exit_code == 0 and "chunks added 3" in ingested.output and "collection rag" in ingested.output
+    asked = runner.invoke(
+        app,
+        ["ask", "How much is the late fee?", "--index", index, "--store", "milvus", "--reranker", "none", "--json"],
+        env={"RAG_LLM_BASE_URL": "http://127.0.0.1:9/v1", "RAG_LLM_MODEL": "none", "RAG_LLM_MAX_RETRIES": "0"},
+    )
+    assert asked.exit_code == 1 and '"source":' in asked.output and "fees.txt" in asked.output
+    bad = runner.invoke(app, ["ask", "x", "--store", "milvus"], env={"RAG_MILVUS_URI": "/nowhere/notes"})
+    assert bad.exit_code == 1 and "ending in .db" in bad.output and "Traceback" not in bad.output
+    release_all()

@@ -12,10 +12,10 @@ through `rag.generation.generate_answer`, as `rag ask` does, and are cached on d
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ingest.writer import IndexWriter, Progress
 from rag.errors import RagError
@@ -30,7 +30,7 @@ from rag.models.embedder import backend_version, prefixes
 from rag.reranker import NO_RERANK, Reranker, reranker_from
 from rag.retrieval import RETRIEVERS, open_retriever
 from rag.settings import Settings
-from rag.store import FORMAT_VERSION
+from rag.store import FORMAT_VERSION, Store, open_store
 
 RETRIEVAL_DELTAS = ("hit@1", "mrr@10")
 GENERATION_DELTAS = ("accuracy", "exact_match", "f1", "rouge_l", "unanswerable_declined", "judge_correct")
@@ -98,16 +98,22 @@ def parse_candidates(text: str) -> list[int]:
     return values
 
 
-def prepare_index(dataset: EvalSet, settings: Settings, progress: Progress | None = None) -> Path:
-    """Ingest the corpus through the normal ingest path into a cache keyed by corpus and settings."""
+def prepare_index(dataset: EvalSet, settings: Settings, progress: Progress | None = None) -> Store:
+    """Ingest the corpus through the normal ingest path into a cache keyed by corpus and settings:
+    a folder of the eval cache (local store, Milvus Lite), or a collection named after the key (a
+    Milvus server at RAG_MILVUS_URI)."""
     key = f"v{FORMAT_VERSION}-{dataset.format}-{dataset.corpus_key()}-{settings.chunk_size}-{settings.chunk_overlap}"
     embedder = settings.embedder.replace("/", "_") + ("-prefixed" if any(prefixes(settings.embedder)) else "")
-    index_dir = settings.eval_cache_dir / f"{key}-{embedder}-{backend_version(settings.embed_backend)}"
-    writer = IndexWriter(settings.model_copy(update={"index_dir": index_dir}), progress)
+    backend = backend_version(settings.embed_backend)
+    name = f"{key}-{embedder}-{backend}" + ("" if settings.store == "local" else f"-{settings.store}")
+    collection = "rag_eval_" + hashlib.sha256(name.encode()).hexdigest()[:16]
+    cached = settings.model_copy(update={"index_dir": settings.eval_cache_dir / name, "milvus_collection": collection})
+    store = open_store(cached)
+    writer = IndexWriter(cached, progress, store)
     report = writer.ingest([dataset.folder]) if dataset.folder else writer.ingest_records(dataset.records)
     if report.chunks_total == 0:
         raise RagError(f"dataset {dataset.name}: the corpus produced no chunks")
-    return index_dir
+    return store
 
 
 def doc_id(hit: Hit, dataset: EvalSet) -> str:
@@ -158,11 +164,11 @@ class Evaluator:
 
     def run(self) -> Experiment:
         started = time.perf_counter()
-        index_dir = prepare_index(self.x.dataset, self.x.settings, self.progress)
+        store = prepare_index(self.x.dataset, self.x.settings, self.progress)
         self.x.ingest_seconds = time.perf_counter() - started
         rerankers = {name: self._load_reranker(name) for name in self.x.rerankers}
         for retriever_name in self.x.retrievers:
-            retriever = open_retriever(retriever_name, index_dir)
+            retriever = open_retriever(retriever_name, store)
             candidates, retrieve_ms = self._retrieve(retriever, retriever_name)
             for reranker_name, reranker in rerankers.items():
                 self._evaluate_arm(retriever_name, reranker_name, reranker, candidates, retrieve_ms)

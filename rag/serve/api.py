@@ -41,11 +41,11 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from ingest.writer import IndexBusy
 from rag.errors import RagError
 from rag.pipeline import Answer, Pipeline, hits_as_dicts
 from rag.serve.documents import DocumentError, Documents
 from rag.settings import Settings
+from rag.store import IndexBusy
 
 MODEL_ID = "rag"  # what /v1/models lists and clients name; the LLM behind it is in each answer's `rag.models`
 MAX_BODY = 1_000_000  # bytes of a JSON request
@@ -132,7 +132,7 @@ def create_app(
     llm_model = pipeline.llm.model
     busy = Busy(max_waiting)
     app = FastAPI(title="rag", summary="Answers grounded in your documents, with numbered sources.")
-    state = {"ready": True, "index": str(settings.index_dir), "llm": llm_model}
+    state = {"ready": True, "index": pipeline.store.location, "llm": llm_model}
 
     @app.middleware("http")
     async def guard(request: Request, call_next):

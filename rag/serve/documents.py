@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ingest.loaders import LOADERS
 from ingest.writer import IndexWriter, IngestReport
 from rag.errors import RagError
 from rag.settings import Settings
-from rag.store import CHUNKS_DB, live_generation
+from rag.store import Store, open_store
 
 UPLOADS = "uploads"
 _FIELDS = ("path", "title", "size", "chunks", "sha256", "ingested_at")
@@ -37,7 +36,8 @@ def document_id(path: str) -> str:
 
 def _summary(report: IngestReport) -> dict:
     out = asdict(report)
-    out["index_dir"] = str(report.index_dir)
+    out["index_dir"] = report.index  # the key clients know; a folder, or a Milvus URI and collection
+    del out["index"]
     out["seconds"] = round(report.seconds, 2)
     return out
 
@@ -46,18 +46,17 @@ def _summary(report: IngestReport) -> dict:
 class Documents:
     settings: Settings
     allowed_roots: tuple[Path, ...] = ()
+    store: Store = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = open_store(self.settings)
 
     @property
     def uploads(self) -> Path:
         return Path(self.settings.index_dir) / UPLOADS
 
     def list(self) -> list[dict]:
-        generation = live_generation(Path(self.settings.index_dir))
-        if generation is None:
-            return []
-        with sqlite3.connect(f"file:{generation / CHUNKS_DB}?mode=ro", uri=True) as db:
-            rows = db.execute(f"SELECT {', '.join(_FIELDS)} FROM files ORDER BY path").fetchall()
-        return [{"id": document_id(row[0]), **dict(zip(_FIELDS, row, strict=True))} for row in rows]
+        return [{"id": document_id(f.path), **{name: getattr(f, name) for name in _FIELDS}} for f in self.store.files()]
 
     def add_upload(self, filename: str, data: bytes) -> dict:
         name = Path(filename or "").name.strip()
@@ -97,14 +96,14 @@ class Documents:
         match = next((d for d in self.list() if d["id"] == doc_id), None)
         if match is None:
             raise DocumentError(404, f"no document with id {doc_id!r}: GET /v1/documents lists them")
-        report = IndexWriter(self.settings).remove([match["path"]])
+        report = IndexWriter(self.settings, store=self.store).remove([match["path"]])
         upload = Path(match["path"])
         if upload.parent == self.uploads.resolve():
             upload.unlink(missing_ok=True)
         return _summary(report)
 
     def _ingest(self, path: Path) -> dict:
-        report = IndexWriter(self.settings).ingest([path])
+        report = IndexWriter(self.settings, store=self.store).ingest([path])
         if report.skipped and not report.ingested and not report.unchanged:
             raise DocumentError(422, f"{report.skipped[0][0]}: {report.skipped[0][1]}")
         return _summary(report)

@@ -65,7 +65,8 @@ def corpus_index(examples: list[Example], settings: Settings, progress: Progress
     key = hashlib.sha256("".join(sorted(passages)).encode()).hexdigest()[:16]
     index_dir = settings.eval_cache_dir / f"train-{key}-{settings.embedder.replace('/', '_')}"
     records = [Record(pid, text) for pid, text in passages.items()]
-    IndexWriter(settings.model_copy(update={"index_dir": index_dir}), progress).ingest_records(records)
+    local = settings.model_copy(update={"index_dir": index_dir, "store": "local"})  # a cache: always a folder
+    IndexWriter(local, progress).ingest_records(records)
     return index_dir
 
 
