@@ -12,7 +12,8 @@ Each λ on rag.training.calibrate's grid ranks by minmax(first stage) + λ * log
 The objective is the issue's rule: the worst change of mrr@10 against no rerank over the five
 held-out sets: among the weights within 0.001 of the best worst change, the one with the largest
 mean change (ties: the smaller weight, as more first stage is the safer bet on documents unlike
-these). `--write` stores the chosen λ in the bundle's rag_reranker.json.
+these); λ = 0 (the first stage alone) is shown but not chosen. It says whether the chosen λ pays
+(no held-out set lowered); `--write` stores it in the bundle's rag_reranker.json.
 """
 
 from __future__ import annotations
@@ -100,10 +101,12 @@ def main() -> None:
     for w, per_set in curve.items():
         cells = " ".join(f"{n}={d:+.4f}" for n, d in per_set.items())
         print(f"  λ={w!s:5s} worst {min(per_set.values()):+.4f} mean {np.mean(list(per_set.values())):+.4f}  {cells}")
-    best = max(min(d.values()) for d in curve.values())
-    near = [w for w in GRID if w is not None and min(curve[w].values()) >= best - 0.001]
+    best = max(min(d.values()) for w, d in curve.items() if w)  # λ 0 is no rerank at all: not a choice
+    near = [w for w in GRID if w and min(curve[w].values()) >= best - 0.001]
     chosen = max(near, key=lambda w: (round(np.mean(list(curve[w].values())), 4), -w))
-    print(f"\nchosen λ={chosen} (worst held-out change {min(curve[chosen].values()):+.4f})")
+    pays = min(curve[chosen].values()) >= 0 and np.mean(list(curve[chosen].values())) > 0
+    print(f"\nchosen λ={chosen} (worst held-out change {min(curve[chosen].values()):+.4f}); ", end="")
+    print("it pays on every set" if pays else "it lowers a set: the default should skip rerank (`none`)")
     print("reported (first 300), mrr@10 no rerank -> rerank:")
     for n, v in lists.items():
         print(f"  {n:11s} {mrr_at_10(v['reported'], None, rerank=False):.3f} -> {mrr_at_10(v['reported'], chosen):.3f}")

@@ -67,7 +67,9 @@ class Settings(BaseSettings):
     retriever: str = "hybrid"
     candidates: int = 20
     top_n: int = 4
-    reranker: str = "rag-e5-ko-en"  # the bundled offline model (rag.bundled); hub presets by name
+    # none: the bundled rag-e5-ko-en (rag.bundled) no longer pays over the hybrid first stage (README);
+    # it, the hub presets and any CrossEncoder stay a name away
+    reranker: str = "none"
     rerank_batch_size: int | None = None  # None: per backend (rag.reranker.DEFAULT_BATCH)
     rerank_max_length: int | None = None  # None: per model (rag.reranker.MODEL_DEFAULTS; else 512)
     rerank_backend: str | None = None  # None: per model (rag.reranker.MODEL_DEFAULTS; else torch)

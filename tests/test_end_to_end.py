@@ -68,7 +68,7 @@ def test_ask_answers_through_the_local_llm_with_cited_sources(corpus_index, corp
 
 @pytest.mark.parametrize("qid", ["q01", "q17"])  # the two `make demo` questions, English and Korean
 def test_demo_answers_state_the_fact_and_cite_its_document(corpus_index, corpus_questions, qid):
-    """What `make demo` shows, with the default local model and reranker: the architect's name, and
+    """What `make demo` shows, with the default local model and no reranker: the architect's name, and
     the 3 days the holds document gives (the previous SmolLM2 default repeated the question)."""
     question = next(q for q in corpus_questions if q["id"] == qid)
     pipeline = Pipeline(make_settings(corpus_index))

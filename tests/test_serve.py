@@ -1,6 +1,6 @@
 """`rag serve` over real HTTP: uvicorn on a free loopback port, the real models, the openai client.
 
-One server with the default models (the local Qwen, the bundled reranker) answers the demo
+One server with the local Qwen and the bundled reranker (by name; the default is none) answers the demo
 questions; smaller ones (no reranker, a fault-injecting LLM endpoint) cover the API key, a
 failing LLM and the busy queue.
 """
@@ -67,7 +67,8 @@ def reports(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def base_url(corpus_index: Path, reports: Path) -> Iterator[str]:
-    with _serve(create_app(make_settings(corpus_index), reports=reports)) as url:
+    settings = make_settings(corpus_index, reranker="rag-e5-ko-en")  # the default is none: exercise one
+    with _serve(create_app(settings, reports=reports)) as url:
         yield url
 
 
