@@ -10,7 +10,8 @@ returning its results to the driver in input order:
    batches `ingest.writer.embedding_batches` made (sorted by length, each cut by the ONNX encoder
    into calls of at most 512 padded tokens). The same batches as the local path, hence the same
    vectors. The driver sorts all new chunks before this stage, so reading ends before embedding
-   starts: on the corpora here embedding is ~90% of an ingest, and equal vectors are worth more.
+   starts: embedding is 60-80% of an ingest here (bench/ray_ingest.py), and equal vectors are
+   worth more than the overlap.
 3. tokenize: tasks computing the BM25 tokens (Kiwi) of the same texts.
 
 Sources travel to the workers as values: a record carries its text, a file its path, so on a
@@ -134,9 +135,8 @@ def _tokenize(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 class RayCompute:
     """The ingest's work on Ray (`connect` first); results come back to the driver in order."""
 
-    def __init__(self, embed_actors: int | None = None) -> None:
+    def __init__(self) -> None:
         self.ray = _ray()
-        self.embed_actors = embed_actors
         _quiet_data(self.ray)
 
     def _run(self, dataset, column: str, stage: str, total: int, progress: Progress, size=lambda row: 1) -> list:
@@ -160,7 +160,7 @@ class RayCompute:
         return [pickle.loads(o) for o in self._run(dataset, "outcome", "reading", len(jobs), progress)]
 
     def embed(self, spec: EmbedderSpec, batches: list[list[str]], progress: Progress) -> list[np.ndarray]:
-        actors = self.embed_actors or max(1, int(self.ray.available_resources().get("CPU", 1)))
+        actors = max(1, int(self.ray.available_resources().get("CPU", 1)))  # one per free CPU
         items = [{"n": n, "texts": pickle.dumps(texts)} for n, texts in enumerate(batches)]
         with warnings.catch_warnings():
             # Ray 2.60 deprecates passing actor options this way and offers no other yet. No
