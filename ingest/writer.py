@@ -6,11 +6,16 @@ that can no longer be read, are pruned. The result, `Changes` (new documents wit
 BM25 tokens, and the sources to drop), goes to `Store.commit`, which writes a new generation and
 makes it live atomically: until then readers see the previous one, so a crash or Ctrl-C at any
 point loses nothing. One writer at a time, enforced by the store's lock.
+
+Where the reading, embedding and tokenizing run is a `Compute`: this process (`LocalCompute`, the
+default) or a Ray cluster (`ingest.ray_pipeline.RayCompute`, `rag ingest --ray`). Both run the same
+per-source function (`SourceReader`) on the same jobs and embed the same batches
+(`embedding_batches`); the writer alone decides what changed and commits, so incremental ingest,
+pruning and crash safety do not depend on where the work ran.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import time
@@ -18,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -33,7 +39,6 @@ from rag.settings import Settings
 from rag.store import Changes, NewDocument, Store, manifest_backend, manifest_prefixes, open_store
 
 Progress = Callable[[str, int, int], None]
-Reader = Callable[[str | None], NewDocument | None]  # known sha256 -> new content, or None if unchanged
 CHUNKER_VERSION = "kiwi-sentences-1"
 
 
@@ -61,6 +66,129 @@ class Record:
     title: str = ""
 
 
+Source = Path | Record
+Outcome = NewDocument | SkipFile | None  # read and chunked, why it was skipped, or unchanged
+
+
+class ReadJob(NamedTuple):
+    key: str  # the source's name in the index
+    source: Source
+    known_sha: str | None  # the indexed content's sha256: equal means unchanged
+
+
+class EmbedderSpec(NamedTuple):
+    """What `load_embedder` takes: a worker loads the same embedder from it."""
+
+    model_id: str
+    batch_size: int
+    backend: str
+
+
+@dataclass(frozen=True)
+class SourceReader:
+    """Hash, load and chunk one source. A plain picklable value, so a Ray worker runs exactly the
+    code the local path runs."""
+
+    chunk_size: int
+    chunk_overlap: int
+    max_file_mb: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> SourceReader:
+        return cls(settings.chunk_size, settings.chunk_overlap, settings.max_file_mb)
+
+    def outcome(self, job: ReadJob) -> Outcome:
+        try:
+            if isinstance(job.source, Record):
+                return self._read_record(job.source, job.known_sha)
+            return self._read_file(job.source, job.known_sha)
+        except SkipFile as exc:
+            return exc
+
+    def _chunks(self, pages: list[Page]) -> list[tuple[int | None, int, int, str]]:
+        size, overlap = self.chunk_size, self.chunk_overlap
+        chunks = [(page.number, c.start, c.end, c.text) for page in pages for c in chunk_text(page.text, size, overlap)]
+        if not chunks:
+            raise SkipFile("no text content")
+        return chunks
+
+    def _read_record(self, record: Record, known_sha: str | None) -> NewDocument | None:
+        data = f"{record.title}\0{record.text}".encode()
+        sha = hashlib.sha256(data).hexdigest()
+        if sha == known_sha:
+            return None
+        return NewDocument(record.id, sha, len(data), record.title, self._chunks([Page(record.text)]))
+
+    def _read_file(self, path: Path, known_sha: str | None) -> NewDocument | None:
+        """Load and chunk `path`; None when its content is already indexed as is."""
+        try:
+            size = path.stat().st_size
+            limit = self.max_file_mb * 1024 * 1024
+            if size > limit:
+                raise SkipFile(f"too large ({size / 2**20:.1f} MB > {self.max_file_mb:g} MB; raise RAG_MAX_FILE_MB)")
+            data = path.read_bytes()
+        except OSError as exc:
+            raise SkipFile(f"unreadable ({exc.strerror or exc})") from exc
+        sha = hashlib.sha256(data).hexdigest()
+        if sha == known_sha:
+            return None
+        name = decode_path(path)
+        loaded = load_file(Path(name), data)
+        return NewDocument(name, sha, len(data), loaded.title, self._chunks(loaded.pages))
+
+
+def embedding_batches(texts: list[str], size: int) -> list[list[int]]:
+    """Row numbers of `texts` in batches of `size`, shortest first, so a batch carries little padding
+    (the ONNX encoder then cuts each into calls of at most 512 padded tokens). Both compute paths
+    embed exactly these batches: int8 activations are scaled per call, so a text's vector depends on
+    its batch partners, and equal batches make equal vectors."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    return [order[begin : begin + size] for begin in range(0, len(order), size)]
+
+
+def tokenize_joined(texts: list[str]) -> list[str]:
+    """BM25 tokens of each text, space-joined as the stores keep them."""
+    return [" ".join(tokens) for tokens in tokenize_many(texts)]
+
+
+class Compute(Protocol):
+    """Where an ingest's work runs. Each method returns its results in the order of its input."""
+
+    def read(self, reader: SourceReader, jobs: list[ReadJob], progress: Progress) -> list[Outcome]: ...
+
+    def embed(self, spec: EmbedderSpec, batches: list[list[str]], progress: Progress) -> list[np.ndarray]: ...
+
+    def tokenize(self, texts: list[str], progress: Progress) -> list[str]: ...
+
+
+class LocalCompute:
+    """This process: sources one by one, embedding batches and Kiwi on this machine's cores."""
+
+    def read(self, reader: SourceReader, jobs: list[ReadJob], progress: Progress) -> list[Outcome]:
+        outcomes = []
+        for n, job in enumerate(jobs, 1):
+            progress("reading", n, len(jobs))
+            outcomes.append(reader.outcome(job))
+        return outcomes
+
+    def embed(self, spec: EmbedderSpec, batches: list[list[str]], progress: Progress) -> list[np.ndarray]:
+        embedder = load_embedder(*spec)
+        total, done, out = sum(map(len, batches)), 0, []
+        progress("embedding", 0, total)
+        for batch in batches:
+            out.append(embedder.embed_passages(batch))
+            done += len(batch)
+            progress("embedding", done, total)
+        return out
+
+    def tokenize(self, texts: list[str], progress: Progress) -> list[str]:
+        out: list[str] = []
+        for begin in range(0, len(texts), 256):  # Kiwi spreads each group over every core
+            out += tokenize_joined(texts[begin : begin + 256])
+            progress("tokenizing", len(out), len(texts))
+        return out
+
+
 def chunker_settings(settings: Settings) -> dict:
     return {"size": settings.chunk_size, "overlap": settings.chunk_overlap, "splitter": CHUNKER_VERSION}
 
@@ -77,29 +205,34 @@ def _embedded_texts(new_files: list[NewDocument]) -> list[str]:
 class IndexWriter:
     """read → chunk → embed → tokenize the sources that changed, then one `Store.commit`."""
 
-    def __init__(self, settings: Settings, progress: Progress | None = None, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        progress: Progress | None = None,
+        store: Store | None = None,
+        compute: Compute | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store or open_store(settings)
         self.progress = progress or (lambda stage, done, total: None)
+        self.compute = compute or LocalCompute()
 
     def ingest(self, paths: list[Path]) -> IngestReport:
         """Files and folders: only what is under `paths` is compared, and pruned when it vanished."""
         files = list(walk(paths))  # fails on a missing path before anything is touched
         roots = [decode_path(p.resolve()) for p in paths]
-        sources = [(decode_path(path), functools.partial(self._read, path)) for path in files]
-        return self._run(sources, lambda key: _under(key, roots))
+        return self._run([(decode_path(path), path) for path in files], lambda key: _under(key, roots))
 
     def ingest_records(self, records: list[Record]) -> IngestReport:
         """In-memory documents (evaluation corpora): the index ends up holding exactly `records`."""
-        sources = [(record.id, functools.partial(self._read_record, record)) for record in records]
-        return self._run(sources, lambda key: True)
+        return self._run([(record.id, record) for record in records], lambda key: True)
 
     def remove(self, keys: list[str]) -> IngestReport:
         """Drop these sources (as the index names them) in one new generation; files on disk stay."""
         wanted = set(keys)
         return self._run([], lambda key: key in wanted)
 
-    def _run(self, sources: list[tuple[str, Reader]], in_scope: Callable[[str], bool]) -> IngestReport:
+    def _run(self, sources: list[tuple[str, Source]], in_scope: Callable[[str], bool]) -> IngestReport:
         started = time.perf_counter()
         with self.store.lock():
             self.store.clean()
@@ -107,7 +240,7 @@ class IndexWriter:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _ingest_locked(self, sources: list[tuple[str, Reader]], in_scope: Callable[[str], bool]) -> IngestReport:
+    def _ingest_locked(self, sources: list[tuple[str, Source]], in_scope: Callable[[str], bool]) -> IngestReport:
         where = self.store.location
         report = IngestReport(where)
         manifest = self.store.manifest()
@@ -129,31 +262,31 @@ class IndexWriter:
         rechunk = manifest is not None and manifest["chunker"] != chunker_settings(self.settings)
         known = {f.path: f.sha256 for f in self.store.files()} if manifest else {}
 
+        jobs = [ReadJob(key, source, None if rechunk else known.get(key)) for key, source in sources]
+        outcomes = self.compute.read(SourceReader.of(self.settings), jobs, self.progress) if jobs else []
+        report.files_seen = len(jobs)
         seen: set[str] = set()
         new_files: list[NewDocument] = []
-        for n, (key, read) in enumerate(sources, 1):
-            self.progress("reading", n, len(sources))
-            report.files_seen += 1
-            try:
-                new = read(None if rechunk else known.get(key))
-            except SkipFile as exc:
-                report.skipped.append((key, str(exc)))
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if isinstance(outcome, SkipFile):
+                report.skipped.append((job.key, str(outcome)))
                 continue
-            seen.add(key)
-            if new is None:
+            seen.add(job.key)
+            if outcome is None:
                 report.unchanged += 1
             else:
-                new_files.append(new)
-                report.ingested.append(key)
+                new_files.append(outcome)
+                report.ingested.append(job.key)
 
         replaced = {f.path for f in new_files if f.path in known}
         vanished = {key for key in known if in_scope(key) and key not in seen}
         report.removed = sorted(vanished)
         if new_files or vanished or manifest is None:
+            texts = _embedded_texts(new_files)
             changes = Changes(
                 documents=new_files,
-                vectors=self._embed(new_files, self._backend(manifest)),
-                tokens=self._tokenize(new_files),
+                vectors=self._embed(texts, manifest),
+                tokens=self.compute.tokenize(texts, self.progress) if texts else [],
                 drop=replaced | vanished,
                 manifest=self._manifest(manifest),
             )
@@ -164,65 +297,22 @@ class IndexWriter:
             report.chunks_total = manifest["chunks"]
         return report
 
-    def _chunks(self, pages: list[Page]) -> list[tuple[int | None, int, int, str]]:
-        size, overlap = self.settings.chunk_size, self.settings.chunk_overlap
-        chunks = [(page.number, c.start, c.end, c.text) for page in pages for c in chunk_text(page.text, size, overlap)]
-        if not chunks:
-            raise SkipFile("no text content")
-        return chunks
-
-    def _read_record(self, record: Record, known_sha: str | None) -> NewDocument | None:
-        data = f"{record.title}\0{record.text}".encode()
-        sha = hashlib.sha256(data).hexdigest()
-        if sha == known_sha:
-            return None
-        return NewDocument(record.id, sha, len(data), record.title, self._chunks([Page(record.text)]))
-
-    def _read(self, path: Path, known_sha: str | None) -> NewDocument | None:
-        """Load and chunk `path`; None when its content is already indexed as is."""
-        try:
-            size = path.stat().st_size
-            limit = self.settings.max_file_mb * 1024 * 1024
-            if size > limit:
-                raise SkipFile(
-                    f"too large ({size / 2**20:.1f} MB > {self.settings.max_file_mb:g} MB; raise RAG_MAX_FILE_MB)"
-                )
-            data = path.read_bytes()
-        except OSError as exc:
-            raise SkipFile(f"unreadable ({exc.strerror or exc})") from exc
-        sha = hashlib.sha256(data).hexdigest()
-        if sha == known_sha:
-            return None
-        name = decode_path(path)
-        loaded = load_file(Path(name), data)
-        return NewDocument(name, sha, len(data), loaded.title, self._chunks(loaded.pages))
+    def _embed(self, texts: list[str], manifest: dict | None) -> np.ndarray:
+        """One row per text, in order, from `embedding_batches` run by the compute."""
+        spec = EmbedderSpec(self.settings.embedder, self.settings.embed_batch_size, self._backend(manifest))
+        batches = embedding_batches(texts, spec.batch_size)
+        if not batches:  # a prune, or a first ingest with nothing in it: only the width is needed
+            width = manifest["dimension"] if manifest else load_embedder(*spec).dimension
+            return np.zeros((0, width), dtype=np.float32)
+        vectors = self.compute.embed(spec, [[texts[i] for i in rows] for rows in batches], self.progress)
+        out = np.zeros((len(texts), vectors[0].shape[1]), dtype=np.float32)
+        for rows, batch in zip(batches, vectors, strict=True):
+            out[rows] = batch
+        return out
 
     def _backend(self, manifest: dict | None) -> str:
         """An index keeps the backend it was first embedded with; a new one takes the setting."""
         return manifest_backend(manifest) if manifest else self.settings.embed_backend
-
-    def _embed(self, new_files: list[NewDocument], backend: str) -> np.ndarray:
-        """Embed every new chunk (title + text), shortest first so batches carry little padding."""
-        texts = _embedded_texts(new_files)
-        embedder = load_embedder(self.settings.embedder, self.settings.embed_batch_size, backend)
-        out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        batch = self.settings.embed_batch_size
-        self.progress("embedding", 0, len(texts))
-        for begin in range(0, len(order), batch):
-            rows = order[begin : begin + batch]
-            out[rows] = embedder.embed_passages([texts[i] for i in rows])
-            self.progress("embedding", min(begin + batch, len(texts)), len(texts))
-        return out
-
-    def _tokenize(self, new_files: list[NewDocument]) -> list[str]:
-        """BM25 tokens of every new chunk (title + text, as embedded), stored space-joined."""
-        texts = _embedded_texts(new_files)
-        out: list[str] = []
-        for begin in range(0, len(texts), 256):
-            out += [" ".join(tokens) for tokens in tokenize_many(texts[begin : begin + 256])]
-            self.progress("tokenizing", len(out), len(texts))
-        return out
 
     def _manifest(self, previous: dict | None) -> dict:
         """What this ingest decided, for the store's manifest (the store adds counts and its own facts)."""

@@ -55,7 +55,7 @@ def _friendly(command):
         try:
             return command(*args, **kwargs)
         except RagError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # [..] is text
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -109,6 +109,13 @@ def ingest(
     chunk_size: Annotated[int | None, typer.Option(help="Max characters per chunk")] = None,
     chunk_overlap: Annotated[int | None, typer.Option(help="Characters shared by neighbouring chunks")] = None,
     store: StoreOpt = None,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Read, chunk, embed and tokenize on a local Ray, on this machine's cores")
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Do it on the Ray cluster at this address instead (auto, ray://HEAD:10001); implies --ray"),
+    ] = None,
 ) -> None:
     """Add folders or files to the index; re-running only processes what changed."""
     from ingest.writer import IndexWriter
@@ -117,8 +124,14 @@ def ingest(
         index_dir=index, embedder=embedder, chunk_size=chunk_size, chunk_overlap=chunk_overlap, store=store
     )
     bars, progress = _progress_bars()
-    with bars:
-        report = IndexWriter(settings, progress).ingest(paths)
+    if not (ray or ray_address):
+        with bars:
+            report = IndexWriter(settings, progress).ingest(paths)
+    else:
+        from ingest.ray_pipeline import LOCAL, ray_compute
+
+        with ray_compute(ray_address or LOCAL) as compute, bars:
+            report = IndexWriter(settings, progress, compute=compute).ingest(paths)
 
     out.print(f"[bold]Index[/] {report.index}")
     rate = report.chunks_added / report.seconds if report.seconds else 0.0

@@ -41,6 +41,27 @@ def _isolated_env(monkeypatch, tmp_path_factory):
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
+DOCS = {
+    "fees.txt": "Late fees are 100 won per day per book. The maximum late fee is 5,000 won.",
+    "hours.md": "# Hours\n\nThe main library opens at 9 and closes at 22 on weekdays.",
+    "ko/대출.txt": "성인은 한 번에 일곱 권까지 빌릴 수 있습니다. 대출 기간은 14일입니다.",
+}
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    root = tmp_path / "docs"
+    for name, text in DOCS.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def index_dir(tmp_path) -> Path:
+    return tmp_path / "index"
+
+
 def make_settings(index_dir: Path, **overrides) -> Settings:
     return Settings(index_dir=index_dir, **overrides)
 
@@ -99,3 +120,27 @@ def milvus_corpus_index(tmp_path_factory) -> Iterator[Path]:
     IndexWriter(make_settings(index_dir, store="milvus")).ingest([CORPUS])
     yield index_dir
     release(str(index_dir / "milvus.db"))
+
+
+@pytest.fixture(scope="session")
+def ray_address(tmp_path_factory) -> Iterator[str]:
+    """One local Ray for the session (2 CPUs, 100 MB object store): its GCS address. Its workers
+    get the tests' isolation (their own XDG folders sharing the model caches, no hub), fixed at start."""
+    pytest.importorskip("ray")
+    import ray
+
+    from ingest.ray_pipeline import LOCAL, connect
+
+    cache = tmp_path_factory.mktemp("ray-xdg-cache")
+    (cache / "rag").mkdir()
+    for shared in ("models", "onnx"):
+        folder = tmp_path_factory.getbasetemp() / f"shared-{shared}"
+        folder.mkdir(exist_ok=True)
+        (cache / "rag" / shared).symlink_to(folder)
+    with pytest.MonkeyPatch.context() as patch:  # the raylet, hence every worker, inherits this
+        patch.setenv("XDG_CACHE_HOME", str(cache))
+        patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("ray-xdg")))
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        connect(LOCAL, cpus=2, object_store_mb=100)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()

@@ -16,29 +16,9 @@ from rag.models.embedder import Embedder
 from rag.retrieval import DenseRetriever
 from rag.store import Store, open_store
 from rag.store.local import CHUNKS_DB, live_generation
-from tests.conftest import ROOT, make_settings
+from tests.conftest import DOCS, ROOT, make_settings
 
 SUBPROCESS_ENV = {**os.environ, "PYTHONPATH": str(ROOT)}  # a child imports the code under test
-
-DOCS = {
-    "fees.txt": "Late fees are 100 won per day per book. The maximum late fee is 5,000 won.",
-    "hours.md": "# Hours\n\nThe main library opens at 9 and closes at 22 on weekdays.",
-    "ko/대출.txt": "성인은 한 번에 일곱 권까지 빌릴 수 있습니다. 대출 기간은 14일입니다.",
-}
-
-
-@pytest.fixture
-def folder(tmp_path) -> Path:
-    root = tmp_path / "docs"
-    for name, text in DOCS.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text, encoding="utf-8")
-    return root
-
-
-@pytest.fixture
-def index_dir(tmp_path) -> Path:
-    return tmp_path / "index"
 
 
 def ingest(index_dir: Path, *paths: Path, **overrides):

@@ -98,7 +98,9 @@ def _onnx_pooling(model) -> str | None:
 class Embedder:
     """Normalised embeddings, so FAISS inner product is cosine similarity."""
 
-    def __init__(self, model_id: str, batch_size: int = 32, backend: str = DEFAULT_BACKEND) -> None:
+    def __init__(
+        self, model_id: str, batch_size: int = 32, backend: str = DEFAULT_BACKEND, workers: int | None = None
+    ) -> None:
         if backend not in BACKENDS:
             raise RagError(f"unknown embedding backend '{backend}': use {' or '.join(BACKENDS)} (RAG_EMBED_BACKEND)")
         quiet_libraries()
@@ -124,7 +126,7 @@ class Embedder:
 
             transformer = self.model[0]
             path = export_encoder_int8(transformer.auto_model, transformer.tokenizer, pooling)
-            self._onnx = OnnxEncoder(path, transformer.tokenizer, self.model.max_seq_length)
+            self._onnx = OnnxEncoder(path, transformer.tokenizer, self.model.max_seq_length, workers=workers)
             self.model = None  # the session holds the weights; the torch copy would only take memory
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
@@ -148,6 +150,9 @@ class Embedder:
 
 
 @lru_cache(maxsize=4)
-def load_embedder(model_id: str, batch_size: int = 32, backend: str = DEFAULT_BACKEND) -> Embedder:
-    """Cached so `rag chat` and the tests load each model once per process."""
-    return Embedder(model_id, batch_size, backend)
+def load_embedder(
+    model_id: str, batch_size: int = 32, backend: str = DEFAULT_BACKEND, workers: int | None = None
+) -> Embedder:
+    """Cached so `rag chat` and the tests load each model once per process. `workers`: ONNX batches
+    run side by side on that many cores (default: all this process may use)."""
+    return Embedder(model_id, batch_size, backend, workers)

@@ -11,7 +11,8 @@ nothing. Two stores implement it:
 Retrieval, rerank, eval, serve and the LangChain adapter hold an `IndexReader` (or a `Store` to open
 one) and never learn which. `ingest.writer.IndexWriter` reads, chunks, embeds and tokenizes files
 and hands the result to `Store.commit` as `Changes`: what is computed is separate from where it is
-written, so another pipeline can feed the same store.
+written, so another pipeline feeds the same store: `rag ingest --ray` computes them on Ray
+(ingest.ray_pipeline) and the writer commits them alike.
 """
 
 from __future__ import annotations
