@@ -15,8 +15,9 @@ returning its results to the driver in input order:
 3. tokenize: tasks computing the BM25 tokens (Kiwi) of the same texts.
 
 Sources travel to the workers as values: a record carries its text, a file its path, so on a
-cluster every node must see the files at the same path (a shared filesystem). Values cross
-processes pickled in a bytes column, which Arrow stores as is.
+cluster every node must see the files at the same path (a shared filesystem). The datasets hold
+row numbers only; the jobs and texts reach the workers as task arguments, and results come back
+as plain data: a read outcome as JSON, vectors as their raw float32 bytes.
 
 `ray.init()` with no address starts a local Ray on this machine (its cores, at most `cpus`);
 an address (`auto`, `ray://host:10001`) joins a running cluster and ships this code to it.
@@ -24,8 +25,8 @@ an address (`auto`, `ray://host:10001`) joins a running cluster and ships this c
 
 from __future__ import annotations
 
+import json
 import logging
-import pickle
 import re
 import socket
 import warnings
@@ -37,7 +38,8 @@ import numpy as np
 
 import ingest
 import rag
-from ingest.writer import EmbedderSpec, Outcome, Progress, ReadJob, SourceReader, tokenize_joined
+from ingest.loaders import SkipFile
+from ingest.writer import EmbedderSpec, NewDocument, Outcome, Progress, ReadJob, SourceReader, tokenize_joined
 from rag.errors import RagError
 from rag.models.onnx_int8 import cores
 
@@ -110,21 +112,41 @@ def _quiet_data(ray) -> None:
     logging.getLogger("ray.data").setLevel(logging.CRITICAL)  # a failure reaches the driver as a RagError
 
 
-class _Embed:
-    """One actor of the pool: loads the embedder once, then embeds whole batches."""
+def _encode(outcome: Outcome) -> str:
+    """A read outcome as JSON: unchanged (null), skipped with its reason, or the chunked document."""
+    if outcome is None:
+        return "null"
+    if isinstance(outcome, SkipFile):
+        return json.dumps({"skip": str(outcome)})
+    return json.dumps({"document": [outcome.path, outcome.sha256, outcome.size, outcome.title, outcome.chunks]})
 
-    def __init__(self, spec: EmbedderSpec) -> None:
+
+def _decode(text: str) -> Outcome:
+    value = json.loads(text)
+    if value is None:
+        return None
+    if "skip" in value:
+        return SkipFile(value["skip"])
+    path, sha256, size, title, chunks = value["document"]
+    return NewDocument(path, sha256, size, title, [tuple(chunk) for chunk in chunks])
+
+
+class _Embed:
+    """One actor of the pool: loads the embedder once, then embeds the batches it is given by number."""
+
+    def __init__(self, spec: EmbedderSpec, batches: list[list[str]]) -> None:
         from rag.models.embedder import load_embedder
 
         self.embedder = load_embedder(*spec, workers=1)  # the actor's one CPU: no threads fighting
+        self.batches = batches
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        vectors = [self.embedder.embed_passages(pickle.loads(texts)) for texts in batch["texts"]]
-        return {"n": batch["n"], "vectors": np.array([pickle.dumps(v) for v in vectors], dtype=object)}
+        vectors = [self.embedder.embed_passages(self.batches[int(n)]).astype(np.float32) for n in batch["n"]]
+        return {"n": batch["n"], "vectors": np.array([v.tobytes() for v in vectors], dtype=object)}
 
 
-def _read(batch: dict[str, np.ndarray], reader: SourceReader) -> dict[str, np.ndarray]:
-    outcomes = [pickle.dumps(reader.outcome(pickle.loads(job))) for job in batch["job"]]
+def _read(batch: dict[str, np.ndarray], reader: SourceReader, jobs: list[ReadJob]) -> dict[str, np.ndarray]:
+    outcomes = [_encode(reader.outcome(jobs[int(n)])) for n in batch["n"]]
     return {"n": batch["n"], "outcome": np.array(outcomes, dtype=object)}
 
 
@@ -155,13 +177,13 @@ class RayCompute:
         return [found[n] for n in range(len(found))]
 
     def read(self, reader: SourceReader, jobs: list[ReadJob], progress: Progress) -> list[Outcome]:
-        items = [{"n": n, "job": pickle.dumps(job)} for n, job in enumerate(jobs)]
-        dataset = self.ray.data.from_items(items).map_batches(_read, fn_args=(reader,), batch_size=READ_BATCH)
-        return [pickle.loads(o) for o in self._run(dataset, "outcome", "reading", len(jobs), progress)]
+        items = [{"n": n} for n in range(len(jobs))]
+        dataset = self.ray.data.from_items(items).map_batches(_read, fn_args=(reader, jobs), batch_size=READ_BATCH)
+        return [_decode(o) for o in self._run(dataset, "outcome", "reading", len(jobs), progress)]
 
     def embed(self, spec: EmbedderSpec, batches: list[list[str]], progress: Progress) -> list[np.ndarray]:
         actors = max(1, int(self.ray.available_resources().get("CPU", 1)))  # one per free CPU
-        items = [{"n": n, "texts": pickle.dumps(texts)} for n, texts in enumerate(batches)]
+        items = [{"n": n} for n in range(len(batches))]
         with warnings.catch_warnings():
             # Ray 2.60 deprecates passing actor options this way and offers no other yet. No
             # restarts: a dead actor fails the ingest (the live index stays) rather than coming back
@@ -169,7 +191,7 @@ class RayCompute:
             warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
             dataset = self.ray.data.from_items(items).map_batches(
                 _Embed,
-                fn_constructor_args=(spec,),
+                fn_constructor_args=(spec, batches),
                 batch_size=1,
                 num_cpus=1,
                 concurrency=min(actors, len(batches)),
@@ -177,7 +199,7 @@ class RayCompute:
             )
         sizes = [len(b) for b in batches]
         found = self._run(dataset, "vectors", "embedding", sum(sizes), progress, size=lambda row: sizes[int(row["n"])])
-        return [pickle.loads(v) for v in found]
+        return [np.frombuffer(v, dtype=np.float32).reshape(len(b), -1) for v, b in zip(found, batches, strict=True)]
 
     def tokenize(self, texts: list[str], progress: Progress) -> list[str]:
         items = [{"n": n, "text": text} for n, text in enumerate(texts)]

@@ -86,7 +86,7 @@ class EmbedderSpec(NamedTuple):
 
 @dataclass(frozen=True)
 class SourceReader:
-    """Hash, load and chunk one source. A plain picklable value, so a Ray worker runs exactly the
+    """Hash, load and chunk one source. A plain value Ray ships to its workers, so one runs exactly the
     code the local path runs."""
 
     chunk_size: int
