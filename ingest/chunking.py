@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
-_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+from rag.hangul import HANGUL, kiwi
+
 _PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=\s*\n\s*\n|\s*$)", re.DOTALL)
 _LATIN_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9\u0080-\uffff])")
 
@@ -24,13 +24,6 @@ class Chunk:
     text: str
     start: int
     end: int
-
-
-@lru_cache(maxsize=1)
-def _kiwi():
-    from kiwipiepy import Kiwi
-
-    return Kiwi()
 
 
 def _latin_sentences(text: str, offset: int) -> list[tuple[int, int]]:
@@ -47,8 +40,8 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for para in _PARAGRAPH.finditer(text):
         body, offset = para.group(), para.start()
-        if _HANGUL.search(body):
-            spans += [(offset + s.start, offset + s.end) for s in _kiwi().split_into_sents(body)]
+        if HANGUL.search(body):
+            spans += [(offset + s.start, offset + s.end) for s in kiwi().split_into_sents(body)]
         else:
             spans += _latin_sentences(body, offset)
     return spans

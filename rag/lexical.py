@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from rag.hangul import HANGUL
+from rag.hangul import HANGUL, kiwi
 
 _WORD = re.compile(r"\w+")
 _KEEP = {"NNG", "NNP", "NR", "XR", "VV", "VA", "VV-R", "VV-I", "VA-R", "VA-I", "MAG", "SL", "SH", "SN", "W_HASHTAG"}
@@ -25,13 +25,6 @@ _STOP_WORDS = (
     "would should"
 )
 _STOP = frozenset(_STOP_WORDS.split())
-
-
-@lru_cache(maxsize=1)
-def _kiwi():
-    from kiwipiepy import Kiwi
-
-    return Kiwi(num_workers=-1)  # one text runs on one thread; a list is spread over all cores
 
 
 @lru_cache(maxsize=1)
@@ -63,13 +56,13 @@ def tokenize(text: str) -> list[str]:
     """BM25 tokens of one text."""
     if not HANGUL.search(text):
         return _latin(_WORD.findall(text))
-    return _kept(_kiwi().tokenize(text))
+    return _kept(kiwi().tokenize(text))
 
 
 def tokenize_many(texts: list[str]) -> list[list[str]]:
     """BM25 tokens of many texts, the same as `tokenize` on each; Kiwi analyses them on every core."""
     korean = [i for i, text in enumerate(texts) if HANGUL.search(text)]
     out = [[] if HANGUL.search(text) else _latin(_WORD.findall(text)) for text in texts]
-    for i, morphemes in zip(korean, _kiwi().tokenize([texts[i] for i in korean]), strict=True):
+    for i, morphemes in zip(korean, kiwi().tokenize([texts[i] for i in korean]), strict=True):
         out[i] = _kept(morphemes)
     return out
