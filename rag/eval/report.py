@@ -60,6 +60,7 @@ def _run_dict(x: Experiment, r: Run) -> dict:
 def report_dict(x: Experiment) -> dict:
     s = x.settings
     settings = {
+        "store": s.store,  # the evaluation index's store: local, or milvus (Lite or a server)
         "embedder": s.embedder,
         "chunk_size": s.chunk_size,
         "chunk_overlap": s.chunk_overlap,
@@ -191,7 +192,7 @@ def markdown(x: Experiment) -> str:
         f"# rag eval: {x.dataset.name}",
         "",
         f"{len(x.dataset.questions)} questions ({sum(1 for q in x.dataset.questions if q.gold_ids)} with a gold "
-        f"document), embedder `{x.settings.embedder}`, chunk size {x.settings.chunk_size}. "
+        f"document), store {x.settings.store}, embedder `{x.settings.embedder}`, chunk size {x.settings.chunk_size}. "
         "Retrieval metrics rank distinct documents; deltas are against the no-rerank baseline "
         "with the same retriever and candidate count.",
         "",
