@@ -16,7 +16,7 @@ from rag.models.embedder import Embedder
 from rag.retrieval import DenseRetriever
 from rag.store import Store, open_store
 from rag.store.local import CHUNKS_DB, live_generation
-from tests.conftest import DOCS, ROOT, make_settings
+from tests.conftest import CORPUS, DOCS, ROOT, make_settings
 
 SUBPROCESS_ENV = {**os.environ, "PYTHONPATH": str(ROOT)}  # a child imports the code under test
 
@@ -433,7 +433,7 @@ def test_milvus_lite_open_in_another_process_is_named(tmp_path):
         holder.wait()
 
 
-def test_cli_ingest_ask_and_eval_with_the_milvus_store(tmp_path, folder):
+def test_cli_ingest_and_ask_with_the_milvus_store(tmp_path, folder):
     """`--store milvus` end to end through the CLI (ask without an LLM: its sources and the error)."""
     from typer.testing import CliRunner
 
@@ -452,3 +452,42 @@ def test_cli_ingest_ask_and_eval_with_the_milvus_store(tmp_path, folder):
     bad = runner.invoke(app, ["ask", "x", "--store", "milvus"], env={"RAG_MILVUS_URI": "/nowhere/notes"})
     assert bad.exit_code == 1 and "ending in .db" in bad.output and "Traceback" not in bad.output
     release_all()
+
+
+def test_cli_eval_with_the_milvus_store_scores_like_the_local_store(tmp_path, monkeypatch):
+    """`rag eval --store milvus` on docs_corpus builds its own Milvus Lite index in the eval cache and
+    measures what `--store local` measures: every arm's retrieval metrics within 0.005."""
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+    from rag.store.milvus import release
+
+    cache = tmp_path / "eval-cache"
+    monkeypatch.setenv("RAG_EVAL_CACHE_DIR", str(cache))  # real indexes, built here, not in ~/.cache
+    arms = ["--retriever", "dense,bm25,hybrid", "--reranker", "none", "--candidates", "5"]
+    reports = {}
+    try:
+        for kind in ("milvus", "local"):
+            args = ["eval", str(CORPUS), "--store", kind, *arms, "--out", str(tmp_path / kind)]
+            result = CliRunner().invoke(app, args)
+            assert result.exit_code == 0, result.output
+            reports[kind] = json.loads((tmp_path / kind / "report.json").read_text(encoding="utf-8"))
+    finally:
+        for db in cache.glob("*/milvus.db"):
+            release(str(db))  # Milvus Lite's in-process server for the evaluation index
+    built = sorted(p.name for p in cache.iterdir())
+    assert len(built) == 2 and built[1] == built[0] + "-milvus"  # one evaluation index per store
+    assert (cache / built[1] / "milvus.db").is_dir() and (cache / built[0] / "CURRENT").is_file()
+    assert {kind: r["settings"]["store"] for kind, r in reports.items()} == {"milvus": "milvus", "local": "local"}
+    runs = {kind: {(r["retriever"], r["reranker"], r["candidates"]): r["metrics"] for r in report["runs"]}
+            for kind, report in reports.items()}  # fmt: skip
+    assert set(runs["milvus"]) == set(runs["local"]) == {(r, "none", 5) for r in ("dense", "bm25", "hybrid")}
+    for arm, local in runs["local"].items():
+        milvus = runs["milvus"][arm]
+        assert set(milvus) == set(local) and {"hit@1", "hit@5", "mrr@5"} <= set(local)
+        assert local["mrr@5"] > 0.5, arm  # a real ranking, not two empty ones
+        for metric, value in local.items():
+            assert milvus[metric] == pytest.approx(value, abs=0.005), (arm, metric)
+    # docs_corpus is easy (bm25 and hybrid score 1.0 on both): the question-by-question scores agree too
+    per_question = {kind: {r["retriever"]: r["per_question"] for r in reports[kind]["runs"]} for kind in reports}
+    assert per_question["milvus"] == per_question["local"]
