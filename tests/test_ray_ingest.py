@@ -37,7 +37,7 @@ def ray_corpus_stores(ray_address, tmp_path_factory):
         ray_ingest(index, CORPUS, store=kind)
         stores[kind] = open_store(make_settings(index, store=kind))
     yield stores
-    release(stores["milvus"].location)
+    release(stores["milvus"].uri)
 
 
 @pytest.mark.parametrize("kind", ["local", "milvus"])
