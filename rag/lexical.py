@@ -62,7 +62,8 @@ def tokenize(text: str) -> list[str]:
 def tokenize_many(texts: list[str]) -> list[list[str]]:
     """BM25 tokens of many texts, the same as `tokenize` on each; Kiwi analyses them on every core."""
     korean = [i for i, text in enumerate(texts) if HANGUL.search(text)]
-    out = [[] if HANGUL.search(text) else _latin(_WORD.findall(text)) for text in texts]
+    hangul = set(korean)
+    out = [[] if i in hangul else _latin(_WORD.findall(text)) for i, text in enumerate(texts)]
     for i, morphemes in zip(korean, kiwi().tokenize([texts[i] for i in korean]), strict=True):
         out[i] = _kept(morphemes)
     return out

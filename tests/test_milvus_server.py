@@ -24,14 +24,9 @@ from ingest.writer import IndexWriter
 from rag.errors import RagError
 from rag.store import open_store
 from tests.conftest import ROOT, make_settings
+from tests.test_serve import _free_port
 
 SERVER = Path(sys.executable).parent / "milvus-lite"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
