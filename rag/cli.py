@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -57,11 +58,24 @@ def _friendly(command):
         except RagError as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # [..] is text
             raise typer.Exit(1) from None
+        except ValidationError as exc:  # a setting from the environment, .env or a flag
+            err.print(f"[bold red]error:[/] {escape(_setting_error(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def _setting_error(exc: ValidationError) -> str:
+    """One line per bad setting, named as the user sets it (RAG_TOP_N), with what it should be."""
+    lines = []
+    for problem in exc.errors():
+        name = "RAG_" + "_".join(str(part) for part in problem["loc"]).upper()
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(message if message.startswith(name) else f"{name} {problem.get('input')!r}: {message}")
+    return "; ".join(lines)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -1,9 +1,16 @@
-"""Answer generation through the `openai` client, against any OpenAI-compatible endpoint.
+"""The LLM that writes answers: one interface (`ChatLLM`) over three engines.
 
-With no endpoint configured, a local llama.cpp server (`xllamacpp`) is started in this process on
-127.0.0.1 with a packaged GGUF (`rag.models.local_llm`: Qwen2.5-Coder-1.5B-Instruct by default),
-and reached through the very same client code, so the local default and a remote
-OpenAI/vLLM/Ollama endpoint share one path.
+- An OpenAI-compatible endpoint (OpenAI, vLLM, Ollama…) through the `openai` client, when
+  `RAG_LLM_BASE_URL`/`OPENAI_BASE_URL` or a key is set.
+- Otherwise a packaged GGUF (`rag.models.local_llm`, Qwen2.5-Coder-1.5B-Instruct by default) on a
+  local engine chosen by `RAG_LLM_ENGINE`:
+  - `openvino`: OpenVINO GenAI in this process (`rag.models.openvino_llm`); it reads prompts
+    ~2.4x faster than llama.cpp here, which is most of an answer's time (docs/answers.md);
+  - `llamacpp`: a llama.cpp server (`xllamacpp`) in this process on 127.0.0.1, reached through the
+    same client code as a remote endpoint;
+  - `auto` (default): openvino when it is installed and reads the model, else llamacpp; the
+    reason for a fallback is kept in `ChatLLM.note`, one line, and shown with the answer.
+
 Every failure becomes an `LLMError` with a one-line message; timeouts and retries are bounded.
 """
 
@@ -12,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 
 import httpx
 import openai
@@ -23,6 +31,22 @@ from rag.settings import Settings
 
 class LLMError(RagError):
     """The LLM endpoint failed; the retrieved sources are still worth showing."""
+
+
+class ChatLLM(Protocol):
+    """What the pipeline needs of an LLM, whatever the engine."""
+
+    model: str  # the model's name, as answers report it
+    engine: str  # openvino, llamacpp or openai (any OpenAI-compatible endpoint)
+    note: str | None  # why the engine asked for was not used, one line
+    can_tokenize: bool  # count_tokens is the model's own tokenizer
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def stream(self, messages: list[dict], usage: dict | None = None, max_tokens: int | None = None) -> Iterator[str]:
+        """Yield the answer as written; fill `usage` (prompt_tokens, completion_tokens) when known.
+        Closing the iterator stops the generation."""
+        ...
 
 
 @lru_cache(maxsize=2)
@@ -87,9 +111,13 @@ def resolve_endpoint(settings: Settings) -> Endpoint:
 
 
 class LLM:
-    def __init__(self, endpoint: Endpoint, settings: Settings) -> None:
+    """An OpenAI-compatible endpoint: a remote one, or the local llama.cpp server."""
+
+    def __init__(self, endpoint: Endpoint, settings: Settings, note: str | None = None) -> None:
         self.endpoint = endpoint
         self.settings = settings
+        self.engine = "llamacpp" if endpoint.local else "openai"
+        self.note = note
         self.client = openai.OpenAI(
             base_url=endpoint.base_url,
             api_key=endpoint.api_key,
@@ -116,19 +144,24 @@ class LLM:
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             raise LLMError(f"local LLM server at {url} could not tokenize ({type(exc).__name__})") from exc
 
-    def stream(self, messages: list[dict]) -> Iterator[str]:
+    def stream(self, messages: list[dict], usage: dict | None = None, max_tokens: int | None = None) -> Iterator[str]:
         """Yield the answer's text as it arrives; raise LLMError on any failure."""
+        extra = {"stream_options": {"include_usage": True}} if usage is not None and self.endpoint.local else {}
         try:
             stream = self.client.chat.completions.create(
                 model=self.endpoint.model,
                 messages=messages,
                 stream=True,
-                max_tokens=self.settings.llm_max_tokens,
+                max_tokens=max_tokens or self.settings.llm_max_tokens,
                 temperature=self.settings.llm_temperature,
+                **extra,
             )
             produced = False
             try:
                 for event in stream:
+                    if usage is not None and getattr(event, "usage", None) is not None:
+                        usage["prompt_tokens"] = event.usage.prompt_tokens
+                        usage["completion_tokens"] = event.usage.completion_tokens
                     if not getattr(event, "choices", None):
                         continue
                     delta = event.choices[0].delta
@@ -177,5 +210,75 @@ def _short(text: str, limit: int = 160) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def open_llm(settings: Settings) -> LLM:
-    return LLM(resolve_endpoint(settings), settings)
+class OpenVINOLLM:
+    """A packaged model on OpenVINO GenAI in this process (`rag.models.openvino_llm`)."""
+
+    engine = "openvino"
+    can_tokenize = True
+    note: str | None = None
+
+    def __init__(self, settings: Settings) -> None:
+        model = local_model(settings.llm_model)
+        self.settings = settings
+        self.model = model.served_as
+        self.chat = _openvino_chat(model.name, settings.local_llm_threads)
+
+    def count_tokens(self, text: str) -> int:
+        return self.chat.count_tokens(text)
+
+    def stream(self, messages: list[dict], usage: dict | None = None, max_tokens: int | None = None) -> Iterator[str]:
+        from rag.models.openvino_llm import OpenVINOUnavailable
+
+        produced = False
+        pieces = self.chat.stream(
+            messages, max_tokens or self.settings.llm_max_tokens, self.settings.llm_temperature, usage=usage
+        )
+        try:
+            for piece in pieces:
+                produced = True
+                yield piece
+        except OpenVINOUnavailable as exc:
+            raise LLMError(str(exc)) from exc
+        finally:
+            pieces.close()
+        if not produced:
+            raise LLMError(f"OpenVINO GenAI returned an empty answer (model {self.model})")
+
+
+_openvino_loaded: dict[tuple[str, int], object] = {}
+
+
+def _openvino_chat(model_name: str, threads: int):
+    """One OpenVINO pipeline per process and model, like the llama.cpp server: a load costs
+    seconds. A failure is remembered too, so a fallback is decided once, not per question."""
+    from rag.models.openvino_llm import OpenVINOChat, OpenVINOUnavailable
+
+    key = (model_name, threads)
+    if key not in _openvino_loaded:
+        model = local_model(model_name)
+        try:
+            _openvino_loaded[key] = OpenVINOChat(model, gguf_path(model), threads)
+        except OpenVINOUnavailable as exc:
+            _openvino_loaded[key] = exc
+    loaded = _openvino_loaded[key]
+    if isinstance(loaded, Exception):
+        raise loaded
+    return loaded
+
+
+def open_llm(settings: Settings) -> ChatLLM:
+    """The configured endpoint, else the local model on the engine `RAG_LLM_ENGINE` asks for.
+
+    A local engine that is missing or cannot read the model falls back to llama.cpp, with the
+    reason kept in `.note`."""
+    if settings.llm_base_url or settings.llm_api_key:
+        return LLM(resolve_endpoint(settings), settings)
+    note = None
+    if settings.llm_engine in ("auto", "openvino"):
+        from rag.models.openvino_llm import OpenVINOUnavailable
+
+        try:
+            return OpenVINOLLM(settings)
+        except OpenVINOUnavailable as exc:
+            note = f"LLM engine openvino unavailable ({exc}); using llamacpp"
+    return LLM(resolve_endpoint(settings), settings, note)

