@@ -83,13 +83,58 @@ def test_health_and_models(base_url: str, client: openai.OpenAI):
     assert [m.id for m in client.models.list()] == ["rag"]
 
 
-def test_openai_client_gets_a_cited_answer_with_its_sources(client: openai.OpenAI):
-    completion = client.chat.completions.create(model="rag", messages=[{"role": "user", "content": ENGLISH}])
+def test_openai_client_gets_a_cited_answer_with_its_sources_and_usage(client: openai.OpenAI):
+    completion = client.chat.completions.create(
+        model="rag",
+        messages=[{"role": "user", "content": ENGLISH}],
+        max_tokens=64,  # accepted (the server's settings decide), as are the other sampling fields
+        temperature=0,
+        top_p=1,
+        seed=1,
+        stop=["\n\n\n"],
+        user="test",
+        extra_body={"some_future_field": True},
+    )
     text = completion.choices[0].message.content
     assert "Yoon Seo-jin" in text and "[1]" in text
     sources = completion.model_extra["rag"]["sources"]
     assert Path(sources[0]["source"]).name == "history.md" and sources[0]["rerank_score"] is not None
     assert completion.model_extra["rag"]["models"]["reranker"] == "rag-e5-ko-en"
+    usage = completion.usage  # the `llm` CLI failed on its absence
+    assert isinstance(usage.prompt_tokens, int) and usage.prompt_tokens > 100  # the passages are in the prompt
+    assert isinstance(usage.completion_tokens, int) and 0 < usage.completion_tokens <= 256
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert "usage_estimated" not in completion.model_extra["rag"]  # the engine counted them
+
+
+def test_streamed_tokens_arrive_as_written_and_usage_comes_last(client: openai.OpenAI):
+    """The same question (the LLM's prompt cache makes it quick), streamed: a one-sentence answer
+    used to arrive in one piece at the end, held by the repetition guard until its sentence ended."""
+    started = time.perf_counter()
+    arrivals, chunks = [], []
+    stream = client.chat.completions.create(
+        model="rag",
+        stream=True,
+        stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": ENGLISH}],
+    )
+    for chunk in stream:
+        chunks.append(chunk)
+        if chunk.choices and chunk.choices[0].delta.content:
+            arrivals.append((time.perf_counter() - started, chunk.choices[0].delta.content))
+    assert len(arrivals) > 3, arrivals  # token by token, not one block
+    assert "Yoon Seo-jin" in "".join(piece for _, piece in arrivals)
+    finish = chunks[-2]
+    assert finish.choices[0].finish_reason == "stop"
+    assert Path(finish.model_extra["rag"]["sources"][0]["source"]).name == "history.md"
+    timings = finish.model_extra["rag"]["timings_ms"]
+    writing = (timings["generate"] - timings["first_token"]) / 1000  # from the model's first token to its last
+    spread = arrivals[-1][0] - arrivals[0][0]
+    assert spread >= 0.3 * writing, (spread, writing, arrivals)  # they reached the client as written, not all at once
+    last = chunks[-1]
+    assert last.choices == [] and last.usage.prompt_tokens > 100 and last.usage.completion_tokens > 0
+    assert last.usage.total_tokens == last.usage.prompt_tokens + last.usage.completion_tokens
+    assert all(c.usage is None for c in chunks[:-1])
 
 
 def test_streaming_korean_answer_arrives_in_pieces_then_the_sources(client: openai.OpenAI):
@@ -100,10 +145,10 @@ def test_streaming_korean_answer_arrives_in_pieces_then_the_sources(client: open
     )
     chunks = list(stream)
     pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
-    assert len(pieces) >= 2  # sentence by sentence as the guards pass them, not one block at the end
+    assert len(pieces) > 3  # token by token as the guards pass them, not one block at the end
     assert "3일" in "".join(pieces)
-    final = chunks[-1]
-    assert final.choices[0].finish_reason == "stop"
+    final = chunks[-1]  # no usage chunk unless stream_options.include_usage asks for it
+    assert final.choices[0].finish_reason == "stop" and final.usage is None
     assert Path(final.model_extra["rag"]["sources"][0]["source"]).name == "holds.txt"
 
 
@@ -128,6 +173,13 @@ def test_search_returns_ranked_hits_without_the_llm(base_url: str):
             "question (last user message) is empty",
         ),
         ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x" * 5000}]}, 400, "the limit is 4000"),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "n": 2}, 400, "n: Input should be"),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "hi"}], "stream_options": 1},
+            400,
+            "stream_options",
+        ),
     ],
 )
 def test_bad_requests_get_a_one_line_4xx(base_url: str, path: str, body: dict, status: int, message: str):
@@ -135,6 +187,20 @@ def test_bad_requests_get_a_one_line_4xx(base_url: str, path: str, body: dict, s
     assert reply.status_code == status
     error = reply.json()["error"]["message"]
     assert message in error and "\n" not in error
+
+
+def test_usage_counts_missing_from_the_engine_are_estimated_and_named():
+    from rag.pipeline import Answer
+    from rag.serve.api import _usage
+
+    answer = Answer(question="How late is it open?", sources=[], answer="Until 20:00 [1].")
+    answer.usage = {"prompt_tokens": 900, "completion_tokens": None}  # an engine that could not count its output
+    usage, estimated = _usage(answer)
+    assert usage["prompt_tokens"] == 900 and usage["completion_tokens"] > 0 and estimated == ["completion_tokens"]
+    assert usage["total_tokens"] == 900 + usage["completion_tokens"]
+    answer.usage = {}
+    usage, estimated = _usage(answer)
+    assert usage["prompt_tokens"] > 0 and estimated == ["prompt_tokens", "completion_tokens"]
 
 
 def test_an_oversized_request_is_refused_before_it_is_read(base_url: str):

@@ -4,8 +4,11 @@ FastAPI because it gives request validation, an OpenAPI page at `/docs` and stre
 with little code, and uvicorn runs it in-process (tests start it on a free loopback port).
 
 - `POST /v1/chat/completions`: the last user message is the question; the answer cites [n]; the
-  sources travel in the extra field `rag` (of the response, or of the last SSE chunk when
-  `stream` is true). Any OpenAI client works unchanged.
+  sources travel in the extra field `rag` (of the response, or of the SSE chunk with the
+  `finish_reason` when `stream` is true). `usage` counts the tokens (in the last SSE chunk, with
+  empty `choices`, when `stream_options.include_usage` is true), as OpenAI's clients, the `llm`
+  CLI and LangChain's `ChatOpenAI` expect. Tokens stream as the model writes them. Any OpenAI
+  client works unchanged.
 - `POST /v1/search`: retrieve + rerank, no LLM: hits with their scores, for programs.
 - `GET /v1/documents`, `POST /v1/documents` (the file as the body, `?filename=notes.md`; or JSON
   `{"path": ...}` under a root allowed at start-up), `DELETE /v1/documents/{id}`: through the
@@ -39,9 +42,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from rag.errors import RagError
+from rag.generation.budget import estimate_tokens
 from rag.pipeline import Answer, Pipeline, hits_as_dicts
 from rag.serve.documents import DocumentError, Documents
 from rag.settings import Settings
@@ -63,10 +67,34 @@ class Message(BaseModel):
     content: str | list[dict] | None = None
 
 
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
 class ChatRequest(BaseModel):
+    """OpenAI's request body. The sampling fields clients send (`max_tokens`, `temperature`,
+    `top_p`, `stop`, `seed`, ...) are accepted and ignored: the server's settings decide them
+    (RAG_LLM_MAX_TOKENS, RAG_LLM_TEMPERATURE), since answers are checked and cached under them.
+    Unknown fields are ignored too; only `n` above 1 is refused, as one answer is all there is."""
+
+    model_config = ConfigDict(extra="ignore")
+
     model: str | None = None
     messages: list[Message]
     stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int | None = Field(default=None, ge=1, le=1)
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    user: str | None = None
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
 
 
 class SearchRequest(BaseModel):
@@ -113,9 +141,32 @@ def _question(request: ChatRequest) -> str:
     return question
 
 
-def _extra(answer: Answer) -> dict:
+def _usage(answer: Answer) -> tuple[dict, list[str]]:
+    """OpenAI's `usage` from the engine's counts (`Answer.usage`), and the names of any counts
+    that had to be estimated instead."""
+    counted = getattr(answer, "usage", None) or {}
+    prompt, completion = counted.get("prompt_tokens"), counted.get("completion_tokens")
+    estimated = []
+    # Fallback only where the engine could not count (or before it reports counts at all): a rough
+    # estimate from the text (estimate_tokens: about 2 tokens per Hangul syllable, 1 per 3 other
+    # characters; the prompt's template and instructions are not included), never a silent 0. The
+    # `rag` field's `usage_estimated` names the counts that are estimates.
+    if prompt is None:
+        prompt = estimate_tokens(answer.question + "\n".join(hit.chunk.text for hit in answer.sources))
+        estimated.append("prompt_tokens")
+    if completion is None:
+        completion = estimate_tokens(answer.answer) if answer.answer else 0
+        estimated.append("completion_tokens")
+    usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return usage, estimated
+
+
+def _extra(answer: Answer, estimated: list[str] | None = None) -> dict:
     """The `rag` field: everything `rag ask --json` gives besides the answer text."""
-    return {k: v for k, v in answer.as_dict().items() if k != "answer"}
+    extra = {k: v for k, v in answer.as_dict().items() if k != "answer"}
+    if estimated:
+        extra["usage_estimated"] = estimated
+    return extra
 
 
 def create_app(
@@ -230,16 +281,22 @@ def create_app(
     def chat(body: ChatRequest):
         question = _question(body)
         if body.stream:
-            return StreamingResponse(_stream(pipeline, busy, question), media_type="text/event-stream")
+            return StreamingResponse(
+                _stream(pipeline, busy, question, body.include_usage),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},  # no proxy holds the tokens back
+            )
         with busy.turn():
             answer = _ask(pipeline, question)
         if answer.error:
             return _error(ApiError(502, f"the LLM failed: {answer.error}", "llm_error"), rag=_extra(answer))
+        usage, estimated = _usage(answer)
         completion = _completion_base("chat.completion")
         completion["choices"] = [
             {"index": 0, "message": {"role": "assistant", "content": answer.answer}, "finish_reason": "stop"}
         ]
-        completion["rag"] = _extra(answer)
+        completion["usage"] = usage
+        completion["rag"] = _extra(answer, estimated)
         return completion
 
     return app
@@ -311,11 +368,14 @@ def _sse(payload: dict) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
-def _stream(pipeline: Pipeline, busy: Busy, question: str) -> Iterator[str]:
-    """SSE in OpenAI's chunk format; the last chunk carries `rag` (sources, warnings, error).
+def _stream(pipeline: Pipeline, busy: Busy, question: str, include_usage: bool = False) -> Iterator[str]:
+    """SSE in OpenAI's chunk format; the chunk with the `finish_reason` carries `rag` (sources,
+    warnings, error), and with `include_usage` a last chunk with empty `choices` carries `usage`.
 
-    The pipeline runs in a thread and hands tokens over a queue, so each reaches the client as
-    the model writes it. A 429 or 422 arrives as an SSE error event, since the headers are sent."""
+    The pipeline runs in a thread and hands each piece of text over a queue as the checks release
+    it (they hold back only what may still become a bad citation or a repeat), so it reaches the
+    client as the model writes it. A 429 or 422 arrives as an SSE error event, since the headers
+    are sent."""
     request_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     pieces: queue.Queue = queue.Queue()
     outcome: dict = {}
@@ -334,6 +394,8 @@ def _stream(pipeline: Pipeline, busy: Busy, question: str) -> Iterator[str]:
     def chunk(delta: dict, finish: str | None = None) -> dict:
         out = _completion_base("chat.completion.chunk", request_id)
         out["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}]
+        if include_usage:
+            out["usage"] = None  # as OpenAI: null in every chunk but the last
         return out
 
     yield _sse(chunk({"role": "assistant", "content": ""}))
@@ -343,7 +405,13 @@ def _stream(pipeline: Pipeline, busy: Busy, question: str) -> Iterator[str]:
         exc = outcome["error"]
         yield _sse({"error": {"message": exc.message, "type": exc.kind, "code": exc.status}})
     else:
+        answer = outcome["answer"]
+        usage, estimated = _usage(answer)
         final = chunk({}, "stop")
-        final["rag"] = _extra(outcome["answer"])
+        final["rag"] = _extra(answer, estimated)
         yield _sse(final)
+        if include_usage:
+            last = _completion_base("chat.completion.chunk", request_id)
+            last["choices"], last["usage"] = [], usage
+            yield _sse(last)
     yield "data: [DONE]\n\n"

@@ -1,0 +1,62 @@
+"""The checks between the model and the reader (repetition guard, then citation filter, as
+`generate_answer` chains them) release the answer as it is written: they hold back only what may
+still become a repeat or a bad citation, and what they release is the whole final text."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from rag.generation.citations import CitationFilter
+from rag.generation.repetition import RepetitionGuard
+
+
+def tokens(text: str) -> list[str]:
+    """Model-like pieces: a word with its leading space, or one Hangul syllable, or a mark."""
+    return re.findall(r"\s*(?:[A-Za-z-]+|[가-힣]|\d+|\S)", text) + ([text[-1]] if text[-1:].isspace() else [])
+
+
+def released(text: str, passages: int = 3) -> tuple[list[str], list[int], RepetitionGuard]:
+    """What each piece releases, and how many characters are held after each (until a loop is cut)."""
+    guard, citations = RepetitionGuard(), CitationFilter(passages)
+    out, held, fed, shown = [], [], 0, 0
+    for piece in tokens(text):
+        out.append(citations.feed(guard.feed(piece)))
+        fed, shown = fed + len(piece), shown + len(out[-1])
+        if not guard.stopped:
+            held.append(fed - shown)
+    out.append(citations.feed(guard.finish()) + citations.finish())
+    return out, held, guard
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The architect behind the current Main Library building is Yoon Seo-jin [1].",
+        "알림을 받으면 3일 안에 찾아가야 합니다. [1]",
+        "Haeoreum Branch stays open until 20:00 on Wednesdays [2].\nOn other days it closes at 18:00 [2].",
+    ],
+)
+def test_an_ordinary_answer_is_released_as_it_is_written(answer: str):
+    assert "".join(tokens(answer)) == answer
+    out, held, guard = released(answer)
+    assert "".join(out) == answer and not guard.stopped
+    assert max(held) <= 4, held  # a few characters at most (a chance echo, an open "[1")
+    assert sum(1 for piece in out[:-1] if piece) >= len(out) // 2  # most pieces go out as they come
+
+
+def test_a_sentence_that_starts_like_an_earlier_one_is_held_only_until_it_differs():
+    answer = "The branch opens at 9:00 [1]. The branch closes at 20:00 [1]."
+    out, held, guard = released(answer)
+    assert "".join(out) == answer and not guard.stopped
+    assert max(held) <= len(" The branch c"), held
+
+
+def test_a_repeat_is_never_released_and_what_was_released_is_the_answer():
+    answer = "It opens at 9 [1]. Who opens it? It opens at 9 [1]. Who opens it? It opens at 9 [1]."
+    out, _, guard = released(answer)
+    assert guard.stopped and "".join(out) == "It opens at 9 [1]. Who opens it? "
+    loop = "The answer is " + "very " * 30
+    out, held, guard = released(loop)
+    assert guard.stopped and "".join(out).count("very") <= 2 and max(held) < 3 * len("very very ")
