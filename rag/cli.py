@@ -217,6 +217,11 @@ def _answer_one(pipeline, question: str, as_json: bool) -> bool:
     return answer.error is None
 
 
+def _loading(line: str) -> None:
+    """What a cold start is waiting for, on stderr (stdout stays the answer, or the JSON)."""
+    err.print(f"[dim]{escape(line)}[/]", highlight=False)
+
+
 def _chat(pipeline) -> None:
     err.print("[dim]Ask a question (empty line or Ctrl-D to quit).[/]")
     while True:
@@ -250,10 +255,13 @@ def ask(
     settings = _settings(
         index_dir=index, candidates=candidates, top_n=top_n, reranker=reranker, retriever=retriever, store=store
     )
-    pipeline = Pipeline(settings)
+    pipeline = Pipeline(settings, log=_loading)
     if question is None:
+        pipeline.warm_llm()
         _chat(pipeline)
-    elif not _answer_one(pipeline, question, as_json):
+        return
+    pipeline.prefetch_llm()  # the LLM loads while the question is retrieved
+    if not _answer_one(pipeline, question, as_json):
         raise typer.Exit(1)
 
 
@@ -273,7 +281,9 @@ def chat(
     settings = _settings(
         index_dir=index, candidates=candidates, top_n=top_n, reranker=reranker, retriever=retriever, store=store
     )
-    _chat(Pipeline(settings))
+    pipeline = Pipeline(settings, log=_loading)
+    pipeline.warm_llm()
+    _chat(pipeline)
 
 
 @app.command()
@@ -299,7 +309,9 @@ def serve(
                        "Authorization: Bearer <key>) or keep the default 127.0.0.1")  # fmt: skip
     settings = _settings(index_dir=index, store=store)
     err.print(f"[dim]loading models for the {settings.store} index …[/]", highlight=False)
-    application = create_app(settings, api_key=api_key, allowed_roots=tuple(allow_root or ()), reports=reports)
+    application = create_app(
+        settings, api_key=api_key, allowed_roots=tuple(allow_root or ()), reports=reports, log=_loading
+    )
     err.print(f"ready: http://{host}:{port}/  (API docs at /docs)", highlight=False)
     uvicorn.run(application, host=host, port=port, log_level="warning")
 

@@ -221,7 +221,7 @@ class OpenVINOLLM:
         model = local_model(settings.llm_model)
         self.settings = settings
         self.model = model.served_as
-        self.chat = _openvino_chat(model.name, settings.local_llm_threads)
+        self.chat = _openvino_chat(model.name, settings.local_llm_threads, settings.local_llm_ctx)
 
     def count_tokens(self, text: str) -> int:
         return self.chat.count_tokens(text)
@@ -245,19 +245,19 @@ class OpenVINOLLM:
             raise LLMError(f"OpenVINO GenAI returned an empty answer (model {self.model})")
 
 
-_openvino_loaded: dict[tuple[str, int], object] = {}
+_openvino_loaded: dict[tuple[str, int, int], object] = {}
 
 
-def _openvino_chat(model_name: str, threads: int):
+def _openvino_chat(model_name: str, threads: int, context: int):
     """One OpenVINO pipeline per process and model, like the llama.cpp server: a load costs
     seconds. A failure is remembered too, so a fallback is decided once, not per question."""
     from rag.models.openvino_llm import OpenVINOChat, OpenVINOUnavailable
 
-    key = (model_name, threads)
+    key = (model_name, threads, context)
     if key not in _openvino_loaded:
         model = local_model(model_name)
         try:
-            _openvino_loaded[key] = OpenVINOChat(model, gguf_path(model), threads)
+            _openvino_loaded[key] = OpenVINOChat(model, gguf_path(model), threads, context)
         except OpenVINOUnavailable as exc:
             _openvino_loaded[key] = exc
     loaded = _openvino_loaded[key]

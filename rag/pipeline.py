@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from rag.errors import RagError
 from rag.generation import generate_answer
 from rag.generation.context import Scorer, embedding_scorer
 from rag.generation.guard import parse_defences
+from rag.generation.prompt import build_messages
 from rag.hits import Hit
 from rag.llm import ChatLLM, LLMError, open_llm
 from rag.models.embedder import legacy_note
@@ -75,13 +77,24 @@ def _ms(since: float) -> float:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings) -> None:
+    """The models, loaded once. `log` receives one line per thing loaded, with its time (`rag ask`
+    prints them on stderr: a user waiting for a cold start sees what it waits for)."""
+
+    def __init__(self, settings: Settings, log: Callable[[str], None] | None = None) -> None:
         self.settings = settings
+        self.log = log or (lambda line: None)
+        started = time.perf_counter()
         parse_defences(settings.injection_defences)  # a bad setting fails before any model loads
         self._explicit_embedder = settings.embedder if "embedder" in settings.model_fields_set else None
         self.store = open_store(settings)
         self.generation = self.store.generation()
         self.retriever = open_retriever(settings.retriever, self.store, self._explicit_embedder)
+        embedder = getattr(self.retriever, "embedder", None)
+        self.log(
+            f"index and {self.retriever.name} retriever"
+            + (f" ({embedder.model_id})" if embedder is not None else "")
+            + f" loaded in {time.perf_counter() - started:.1f} s"
+        )
         self.index_note = (
             None
             if self._explicit_embedder or settings.retriever == "bm25"
@@ -89,11 +102,16 @@ class Pipeline:
         )
         self.reranker_warning: str | None = None
         self.reranker: Reranker | None = None
+        started = time.perf_counter()
         try:
             self.reranker = reranker_from(settings)
         except RerankerUnavailable as exc:
             self.reranker_warning = f"{exc} — continuing without rerank"
+        if self.reranker is not None:
+            self.log(f"reranker {self.reranker.model_id} loaded in {time.perf_counter() - started:.1f} s")
         self._llm: ChatLLM | None = None
+        self._llm_lock = threading.Lock()
+        self._llm_error: LLMError | None = None
 
     def refresh(self) -> bool:
         """Reopen the index when an ingest committed a new generation since it was opened (`rag
@@ -119,9 +137,33 @@ class Pipeline:
 
     @property
     def llm(self) -> ChatLLM:
-        if self._llm is None:
-            self._llm = open_llm(self.settings)
-        return self._llm
+        """The LLM, loaded on first use (or by `prefetch_llm`); one load even when two threads ask."""
+        with self._llm_lock:
+            if self._llm is None:
+                started = time.perf_counter()
+                self._llm = open_llm(self.settings)
+                self.log(f"LLM {self._llm.model} on {self._llm.engine} loaded in {time.perf_counter() - started:.1f} s")
+            return self._llm
+
+    def warm_llm(self) -> None:
+        """Load the LLM and write one token: a fresh engine's first generation pays a one-off
+        set-up (OpenVINO compiles its kernels: ~4 s here), and the fixed system prompt enters the
+        local server's prompt cache. `rag serve` and `rag chat` do this before the first question."""
+        try:
+            llm = self.llm
+            started = time.perf_counter()
+            messages = build_messages("warm-up", [], parse_defences(self.settings.injection_defences))
+            for _ in llm.stream(messages, max_tokens=1):
+                pass
+            self.log(f"LLM warmed up in {time.perf_counter() - started:.1f} s")
+        except LLMError as exc:  # the first question will report it with its sources
+            self.log(f"LLM not ready: {exc}")
+
+    def prefetch_llm(self) -> threading.Thread:
+        """Load and warm the LLM in the background while the question is retrieved (`rag ask`)."""
+        thread = threading.Thread(target=self.warm_llm, name="llm-prefetch", daemon=True)
+        thread.start()
+        return thread
 
     def sources(self, question: str, answer: Answer) -> list[Hit]:
         started = time.perf_counter()
@@ -135,7 +177,9 @@ class Pipeline:
         answer.timings_ms["rerank"] = _ms(started)
         return hits
 
-    def ask(self, question: str, on_token: Callable[[str], None] | None = None) -> Answer:
+    def ask(
+        self, question: str, on_token: Callable[[str], None] | None = None, max_tokens: int | None = None
+    ) -> Answer:
         """Answer `question`. LLM failures are recorded in `answer.error`, sources are kept."""
         answer = Answer(question=question, sources=[])
         if self.reranker_warning:
@@ -160,7 +204,10 @@ class Pipeline:
         answer.models["llm_engine"] = llm.engine
         if llm.note:
             answer.warnings.append(llm.note)
-        generated = generate_answer(llm, self.settings, question, ranked, on_token, self.scorer)
+        settings = self.settings
+        if max_tokens is not None and max_tokens < settings.llm_max_tokens:  # a client's cap, never a raise
+            settings = settings.model_copy(update={"llm_max_tokens": max(1, max_tokens)})
+        generated = generate_answer(llm, settings, question, ranked, on_token, self.scorer)
         answer.sources = generated.passages
         answer.answer = generated.text
         answer.error = generated.error

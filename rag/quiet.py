@@ -18,6 +18,11 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|sentence_transformers).*")
     for name in ("transformers", "sentence_transformers", "huggingface_hub", "faiss"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # bm25s sets its logger to DEBUG when imported ("Building index from tokens" reached `make demo`
+    # once a library configured the root logger): a filter outlives that setLevel
+    bm25s = logging.getLogger("bm25s")
+    if _below_warning not in bm25s.filters:
+        bm25s.addFilter(_below_warning)
     try:
         from transformers.utils import logging as hf_logging
 
@@ -25,3 +30,7 @@ def quiet_libraries() -> None:
         hf_logging.disable_progress_bar()
     except ImportError:  # transformers is optional until a model is loaded
         pass
+
+
+def _below_warning(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING

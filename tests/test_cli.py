@@ -132,3 +132,18 @@ def test_ingest_summary_keeps_an_odd_file_name_on_one_line(tmp_path):
     assert result.exit_code == 0, result.output
     assert "scan\\nof notes.xyz: unsupported file type '.xyz'" in result.output.replace("\n", "")
     assert "scan\nof" not in result.output  # a raw newline would split the entry over two lines
+
+
+def test_bm25s_debug_chatter_never_reaches_the_terminal(caplog):
+    """bm25s sets its own logger to DEBUG on import; with a root logger that shows DEBUG (some
+    library configured it), `make demo` printed "DEBUG:bm25s:Building index from tokens"."""
+    import logging
+
+    import bm25s
+
+    from rag.quiet import quiet_libraries
+
+    quiet_libraries()
+    caplog.set_level(logging.DEBUG)
+    bm25s.BM25().index([["hanbit", "library"], ["opens", "at", "nine"]], show_progress=False)
+    assert not [r for r in caplog.records if r.name.startswith("bm25s")]

@@ -56,6 +56,14 @@ def test_closing_the_stream_stops_the_generation_and_the_next_answer_is_whole(ov
     assert "3일" in "".join(ov_llm.stream(DOCS))
 
 
+def test_a_prompt_over_the_context_window_is_one_line_naming_the_fix(ov_llm, monkeypatch):
+    from rag.llm import LLMError
+
+    monkeypatch.setattr(ov_llm.chat, "context", 64)  # a window smaller than this prompt and its answer
+    with pytest.raises(LLMError, match=r"need \d+ tokens, over the local LLM's window of 64 .*RAG_LLM_CONTEXT_TOKENS"):
+        list(ov_llm.stream(DOCS))
+
+
 def test_the_converted_model_is_reused_and_a_damaged_one_is_noticed(ov_llm, tmp_path):
     model = local_llm.local_model(None)
     gguf = local_llm.gguf_path(model)

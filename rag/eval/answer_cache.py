@@ -25,6 +25,7 @@ class CachedAnswer:
     text: str
     first_token_ms: float | None
     generate_ms: float
+    prompt_tokens: int | None = None  # as the engine counted them, when it told
 
 
 def answer_key(question: str, arm: str, passages: Sequence[str], fingerprint: str) -> str:
@@ -55,8 +56,12 @@ class AnswerCache:
         try:
             row = json.loads(line)
             first_token = row["first_token_ms"]
+            tokens = row.get("prompt_tokens")
             answer = CachedAnswer(
-                str(row["text"]), None if first_token is None else float(first_token), float(row["generate_ms"])
+                str(row["text"]),
+                None if first_token is None else float(first_token),
+                float(row["generate_ms"]),
+                None if tokens is None else int(tokens),
             )
             self._answers[str(row["key"])] = answer
         except (ValueError, KeyError, TypeError):

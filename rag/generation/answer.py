@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from rag.generation import guard
 from rag.generation.budget import estimate_tokens, fit_context, merge_neighbours
 from rag.generation.citations import CitationFilter
-from rag.generation.context import Scorer, lexical_scorer, select_context
+from rag.generation.context import CONTEXT_VERSION, Scorer, lexical_scorer, select_context
 from rag.generation.prompt import PROMPT_VERSION, build_messages
 from rag.generation.repetition import RepetitionGuard
 from rag.hits import Hit
@@ -45,7 +45,7 @@ def fingerprint(settings: Settings, model: str, engine: str = "llamacpp") -> str
         **({} if engine == "llamacpp" else {"engine": engine}),
         "top_n": settings.top_n,
         "context_tokens": settings.llm_context_tokens,
-        **({} if settings.context == "passages" else {"context": settings.context}),
+        **({} if settings.context == "passages" else {"context": f"{settings.context}-v{CONTEXT_VERSION}"}),
         "max_tokens": settings.llm_max_tokens,
         "temperature": settings.llm_temperature,
         "defences": sorted(guard.parse_defences(settings.injection_defences)),
@@ -107,7 +107,9 @@ def generate_answer(
             if on_token:
                 on_token(text)
 
-    stream = llm.stream(build_messages(question, passages, defences), usage=out.usage)
+    stream = llm.stream(
+        build_messages(question, passages, defences), usage=out.usage, max_tokens=settings.llm_max_tokens
+    )
     try:
         for piece in stream:
             if out.first_token_ms is None:

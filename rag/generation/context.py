@@ -25,6 +25,7 @@ import numpy as np
 from rag.generation.budget import OVERHEAD, _terms
 from rag.hits import Hit
 
+CONTEXT_VERSION = "1"  # bump when the choice changes: answer caches key on it
 GAP = " … "
 RANK_PRIOR = 0.02  # score taken off per passage rank: the first stage's order breaks near-ties
 NEIGHBOURS = 1  # sentences kept on each side of a chosen one

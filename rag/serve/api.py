@@ -33,7 +33,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -72,9 +72,10 @@ class StreamOptions(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    """OpenAI's request body. The sampling fields clients send (`max_tokens`, `temperature`,
-    `top_p`, `stop`, `seed`, ...) are accepted and ignored: the server's settings decide them
-    (RAG_LLM_MAX_TOKENS, RAG_LLM_TEMPERATURE), since answers are checked and cached under them.
+    """OpenAI's request body. `max_tokens` (or `max_completion_tokens`) caps the answer below the
+    server's RAG_LLM_MAX_TOKENS, never above it. The other sampling fields (`temperature`, `top_p`,
+    `stop`, `seed`, ...) are accepted and ignored: the server's settings decide them, since answers
+    are checked and cached under them.
     Unknown fields are ignored too; only `n` above 1 is refused, as one answer is all there is."""
 
     model_config = ConfigDict(extra="ignore")
@@ -91,6 +92,10 @@ class ChatRequest(BaseModel):
     stop: str | list[str] | None = None
     seed: int | None = None
     user: str | None = None
+
+    @property
+    def token_cap(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
 
     @property
     def include_usage(self) -> bool:
@@ -175,10 +180,13 @@ def create_app(
     max_waiting: int = 4,
     allowed_roots: tuple[Path, ...] = (),
     reports: Path | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> FastAPI:
-    """Load the models (embedder, Kiwi, reranker, LLM) now, so the first question is warm."""
-    pipeline = Pipeline(settings)
+    """Load the models (embedder, Kiwi, reranker, LLM) and write one token now, so the first
+    question is warm."""
+    pipeline = Pipeline(settings, log=log)
     pipeline.warm()
+    pipeline.warm_llm()
     documents = Documents(settings, tuple(Path(r).resolve() for r in allowed_roots))
     llm_model = pipeline.llm.model
     busy = Busy(max_waiting)
@@ -282,12 +290,12 @@ def create_app(
         question = _question(body)
         if body.stream:
             return StreamingResponse(
-                _stream(pipeline, busy, question, body.include_usage),
+                _stream(pipeline, busy, question, body.include_usage, body.token_cap),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},  # no proxy holds the tokens back
             )
         with busy.turn():
-            answer = _ask(pipeline, question)
+            answer = _ask(pipeline, question, max_tokens=body.token_cap)
         if answer.error:
             return _error(ApiError(502, f"the LLM failed: {answer.error}", "llm_error"), rag=_extra(answer))
         usage, estimated = _usage(answer)
@@ -347,10 +355,10 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return bytes(data)
 
 
-def _ask(pipeline: Pipeline, question: str, on_token=None) -> Answer:
+def _ask(pipeline: Pipeline, question: str, on_token=None, max_tokens: int | None = None) -> Answer:
     pipeline.refresh()
     try:
-        return pipeline.ask(question, on_token=on_token)
+        return pipeline.ask(question, on_token=on_token, max_tokens=max_tokens)
     except RagError as exc:
         raise ApiError(422, str(exc)) from exc
 
@@ -368,7 +376,13 @@ def _sse(payload: dict) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
-def _stream(pipeline: Pipeline, busy: Busy, question: str, include_usage: bool = False) -> Iterator[str]:
+class ClientGone(Exception):
+    """Raised into the generation when its client has disconnected: the LLM stops writing."""
+
+
+def _stream(
+    pipeline: Pipeline, busy: Busy, question: str, include_usage: bool = False, max_tokens: int | None = None
+) -> Iterator[str]:
     """SSE in OpenAI's chunk format; the chunk with the `finish_reason` carries `rag` (sources,
     warnings, error), and with `include_usage` a last chunk with empty `choices` carries `usage`.
 
@@ -379,13 +393,21 @@ def _stream(pipeline: Pipeline, busy: Busy, question: str, include_usage: bool =
     request_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     pieces: queue.Queue = queue.Queue()
     outcome: dict = {}
+    gone = threading.Event()  # the client went away: stop writing its answer, free the LLM
+
+    def put(piece: str) -> None:
+        if gone.is_set():
+            raise ClientGone
+        pieces.put(piece)
 
     def run() -> None:
         try:
             with busy.turn():
-                outcome["answer"] = _ask(pipeline, question, on_token=pieces.put)
+                outcome["answer"] = _ask(pipeline, question, on_token=put, max_tokens=max_tokens)
         except ApiError as exc:
             outcome["error"] = exc
+        except ClientGone:
+            pass
         finally:
             pieces.put(None)
 
@@ -398,9 +420,12 @@ def _stream(pipeline: Pipeline, busy: Busy, question: str, include_usage: bool =
             out["usage"] = None  # as OpenAI: null in every chunk but the last
         return out
 
-    yield _sse(chunk({"role": "assistant", "content": ""}))
-    while (piece := pieces.get()) is not None:
-        yield _sse(chunk({"content": piece}))
+    try:
+        yield _sse(chunk({"role": "assistant", "content": ""}))
+        while (piece := pieces.get()) is not None:
+            yield _sse(chunk({"content": piece}))
+    finally:  # also when the client disconnects and the response is closed mid-stream
+        gone.set()
     if "error" in outcome:
         exc = outcome["error"]
         yield _sse({"error": {"message": exc.message, "type": exc.kind, "code": exc.status}})
