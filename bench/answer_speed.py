@@ -153,6 +153,7 @@ def main() -> None:
     parser.add_argument("--sets", default="docs_corpus,korquad,hotpotqa")
     parser.add_argument("--limit", type=int, default=100, help="questions of KorQuAD and HotpotQA")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "answer_speed.json")
+    parser.add_argument("--plot", type=Path, default=None, help="PNG of accuracy against prompt tokens")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     quiet_libraries()
@@ -188,6 +189,38 @@ def main() -> None:
         "engines": [{k: v for k, v in r.items() if k != "rows"} for r in results],
     }
     args.out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    if args.plot:
+        plot(table, args.plot)
+
+
+def plot(table: list[dict], path: Path) -> None:
+    """Accuracy against prompt tokens (p50), one line per engine and set, budgets as points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for engine, set_name in sorted({(t["engine"], t["set"]) for t in table}):
+        points = sorted(
+            (t["prompt_tokens_p50"], t["accuracy"], t["budget"])
+            for t in table
+            if (t["engine"], t["set"]) == (engine, set_name) and t["prompt_tokens_p50"]
+        )
+        if not points:
+            continue
+        xs, ys, _ = zip(*points)
+        ax.plot(xs, ys, marker="o", label=f"{set_name} ({engine})")
+        for x, y, label in points:
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel("prompt tokens, p50 (system prompt ~410 included)")
+    ax.set_ylabel("accuracy (gold answer in the answer)")
+    ax.set_title("Answer accuracy against prompt size: context budgets and whole passages")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":
