@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.eval.answer_cache import AnswerCache, CachedAnswer, answer_key  # noqa: E402
+from rag.eval.answer_cache import AnswerCache, CachedAnswer, answer_key, passages_of  # noqa: E402
 from rag.eval.metrics import accuracy  # noqa: E402
 from rag.quiet import quiet_libraries  # noqa: E402
 from rag.settings import Settings  # noqa: E402
@@ -107,7 +107,7 @@ def worker(args: argparse.Namespace) -> None:
             arm = f"{llm.engine}/{s.context}/{s.llm_context_tokens}"
             for n, q in enumerate(questions, 1):
                 top = ranked[n - 1][: s.top_n]
-                key = answer_key(q["question"], arm, [h.chunk.text for h in top], fingerprint(s, llm.model, llm.engine))
+                key = answer_key(q["question"], arm, passages_of(top), fingerprint(s, llm.model, llm.engine))
                 cached = cache.get(key)
                 if cached is None:
                     g = generate_answer(llm, s, q["question"], ranked[n - 1], scorer=scorer)

@@ -39,8 +39,24 @@ def _decode(data: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+_TITLE_MAX = 80
+_SENTENCE_END = (".", "!", "?", "。", ":", ",")
+
+
+def text_title(text: str, fallback: str) -> str:
+    """A plain text file's title: its first line when that reads as one (short, not a sentence),
+    else `fallback` (the file name). Office notices open with their title ("도서 예약 서비스 이용
+    안내", underlined or not); a file named `holds.txt` says nothing to a Korean question, and the
+    LLM reads the title beside each passage to tell two similar rules apart."""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if not first or len(first) > _TITLE_MAX or first.endswith(_SENTENCE_END) or not any(c.isalnum() for c in first):
+        return fallback
+    return first
+
+
 def load_text(path: Path, data: bytes) -> LoadedFile:
-    return LoadedFile(title=path.stem, pages=[Page(_decode(data))])
+    text = _decode(data)
+    return LoadedFile(title=text_title(text, path.stem), pages=[Page(text)])
 
 
 _MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)

@@ -40,6 +40,9 @@ from rag.store import Changes, NewDocument, Store, manifest_backend, manifest_pr
 
 Progress = Callable[[str, int, int], None]
 CHUNKER_VERSION = "kiwi-sentences-1"
+# bump when a loader reads files differently (2: a plain text file's title is its first line):
+# an index made before is re-read whole on its next ingest
+LOADER_VERSION = "2"
 
 
 @dataclass
@@ -190,7 +193,12 @@ class LocalCompute:
 
 
 def chunker_settings(settings: Settings) -> dict:
-    return {"size": settings.chunk_size, "overlap": settings.chunk_overlap, "splitter": CHUNKER_VERSION}
+    return {
+        "size": settings.chunk_size,
+        "overlap": settings.chunk_overlap,
+        "splitter": CHUNKER_VERSION,
+        "loader": LOADER_VERSION,
+    }
 
 
 def _under(path: str, roots: list[str]) -> bool:

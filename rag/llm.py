@@ -5,11 +5,13 @@
 - Otherwise a packaged GGUF (`rag.models.local_llm`, Qwen2.5-Coder-1.5B-Instruct by default) on a
   local engine chosen by `RAG_LLM_ENGINE`:
   - `openvino`: OpenVINO GenAI in this process (`rag.models.openvino_llm`); it reads prompts
-    ~2.4x faster than llama.cpp here, which is most of an answer's time (docs/answers.md);
+    ~2.5x faster than llama.cpp here, which is most of an answer's time, but its answers on the
+    same weights are worse (docs_corpus: 19/28 right against llama.cpp's 22/28); when it is
+    missing or cannot read the model, llamacpp answers and `ChatLLM.note` says why, in one line;
   - `llamacpp`: a llama.cpp server (`xllamacpp`) in this process on 127.0.0.1, reached through the
     same client code as a remote endpoint;
-  - `auto` (default): openvino when it is installed and reads the model, else llamacpp; the
-    reason for a fallback is kept in `ChatLLM.note`, one line, and shown with the answer.
+  - `auto` (default): the engine the measurement chose (docs/answers.md#engines), today llamacpp:
+    speed that costs right answers is not a default.
 
 Every failure becomes an `LLMError` with a one-line message; timeouts and retries are bounded.
 """
@@ -269,12 +271,12 @@ def _openvino_chat(model_name: str, threads: int, context: int):
 def open_llm(settings: Settings) -> ChatLLM:
     """The configured endpoint, else the local model on the engine `RAG_LLM_ENGINE` asks for.
 
-    A local engine that is missing or cannot read the model falls back to llama.cpp, with the
+    OpenVINO, when it is missing or cannot read the model, falls back to llama.cpp, with the
     reason kept in `.note`."""
     if settings.llm_base_url or settings.llm_api_key:
         return LLM(resolve_endpoint(settings), settings)
     note = None
-    if settings.llm_engine in ("auto", "openvino"):
+    if settings.llm_engine == "openvino":
         from rag.models.openvino_llm import OpenVINOUnavailable
 
         try:

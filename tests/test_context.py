@@ -88,3 +88,21 @@ def test_the_embedder_finds_a_paraphrase_that_shares_no_word():
     by_meaning = list(embedding_scorer(load_embedder("multilingual-e5-small"))(question, sentences))
     assert max(by_meaning) == by_meaning[1]
     assert by_words[1] == 0.0
+
+
+def test_a_lookalike_in_a_weaker_document_stays_out_of_a_roomy_budget(corpus_index, corpus_questions):
+    """q17 asks how long a *hold* waits: the purchase-request notice's "5일" sentence reads almost the
+    same. Scored with its document's title and held to the floor, it stays out even when the
+    budget has room, and the prompt is shorter than the budget filled."""
+    from rag.generation.context import FLOOR
+
+    question = next(q for q in corpus_questions if q["id"] == "q17")["question"]
+    pipeline = Pipeline(make_settings(corpus_index))
+    ranked = pipeline.sources(question, Answer(question="", sources=[]))
+    floored = select_context(ranked[:4], question, 2000, estimate_tokens, pipeline.scorer, FLOOR)
+    filled = select_context(ranked[:4], question, 2000, estimate_tokens, pipeline.scorer)
+    kept = " ".join(h.chunk.text for h in floored)
+    assert "3일" in kept and "5일" not in kept
+    assert [h.source.split("docs_corpus/")[-1] for h in floored] == ["ko/holds.txt"]
+    assert "5일" in " ".join(h.chunk.text for h in filled)  # without the floor the budget takes it in
+    assert sum(estimate_tokens(h.chunk.text) for h in floored) < sum(estimate_tokens(h.chunk.text) for h in filled)

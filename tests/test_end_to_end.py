@@ -59,11 +59,11 @@ def test_ask_answers_through_the_local_llm_with_cited_sources(corpus_index, corp
     assert payload["error"] is None
     assert payload["answer"].strip()  # the model really produced text
     assert payload["models"]["llm"] == "Qwen2.5-Coder-1.5B-Instruct"
-    assert payload["models"]["llm_engine"] == "openvino"  # the default engine, and the answer says which wrote it
+    assert payload["models"]["llm_engine"] == "llamacpp"  # the default engine, and the answer says which wrote it
     assert payload["usage"]["prompt_tokens"] > 100 and payload["usage"]["completion_tokens"] > 0
     # what a cold start waits for is on stderr, with times; stdout stays the JSON
     assert re.search(r"index and hybrid retriever \(multilingual-e5-small\) loaded in \d+\.\d s", result.stderr)
-    assert re.search(r"LLM Qwen2\.5-Coder-1\.5B-Instruct on openvino loaded in \d+\.\d s", result.stderr)
+    assert re.search(r"LLM Qwen2\.5-Coder-1\.5B-Instruct on llamacpp loaded in \d+\.\d s", result.stderr)
     assert "DEBUG" not in result.stderr and "Traceback" not in result.stderr
     assert payload["timings_ms"]["first_token"] > 0
     assert gold_path(question) in [s["source"] for s in payload["sources"]]

@@ -116,3 +116,18 @@ def test_bad_input_is_skipped_with_a_reason(name, data, reason):
 def test_pdf_without_text_says_it_needs_ocr():
     with pytest.raises(SkipFile, match="OCR"):
         load("scan.pdf", _pdf([""]))
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("도서 예약 서비스 이용 안내\n=========\n\n대출 중이면 예약하세요.", "도서 예약 서비스 이용 안내"),
+        ("LOST CARD POLICY\nHanbit City Library, effective 1 July 2024\n", "LOST CARD POLICY"),
+        ("\n\n  [알림] 강변분관 임시 휴관 안내  \n\n안녕하십니까.", "[알림] 강변분관 임시 휴관 안내"),
+        ("대출 기간은 14일입니다. 연장은 한 번 됩니다.", "notice"),  # a sentence, not a title
+        ("==========\n", "notice"),
+        ("x" * 81 + "\nbody", "notice"),  # too long for a title
+    ],
+)
+def test_plain_text_title_is_its_first_line_when_it_reads_as_one(text, title):
+    assert load("notice.txt", text.encode()).title == title

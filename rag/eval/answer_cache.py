@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from rag.hits import Hit
+
 
 @dataclass(frozen=True)
 class CachedAnswer:
@@ -33,6 +35,11 @@ def answer_key(question: str, arm: str, passages: Sequence[str], fingerprint: st
     hashed = [hashlib.sha256(text.encode()).hexdigest() for text in passages]
     payload = json.dumps([question, arm, hashed, fingerprint], ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def passages_of(hits: Sequence[Hit]) -> list[str]:
+    """What the prompt shows of each passage (title, page and text), for `answer_key`."""
+    return [f"{h.chunk.title}\x1f{h.chunk.page}\x1f{h.chunk.text}" for h in hits]
 
 
 def cache_path(cache_dir: Path, dataset_name: str, corpus_key: str) -> Path:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from ingest.writer import IndexWriter, Progress
 from rag.errors import RagError
 from rag.eval import metrics as m
-from rag.eval.answer_cache import AnswerCache, CachedAnswer, answer_key, cache_path
+from rag.eval.answer_cache import AnswerCache, CachedAnswer, answer_key, cache_path, passages_of
 from rag.eval.datasets import EvalSet, Question
 from rag.eval.stats import Interval, paired_bootstrap
 from rag.generation import fingerprint, generate_answer
@@ -293,7 +293,7 @@ class Evaluator:
         label, arm = f"{retriever_name}+{reranker_name}", f"{retriever_name}+{reranker_name}@{count}"
         passages = [hits[: s.top_n] for hits in ranked]
         keys = [
-            answer_key(q.question, arm, [h.chunk.text for h in top], self.x.generation_fingerprint or "")
+            answer_key(q.question, arm, passages_of(top), self.x.generation_fingerprint or "")
             for q, top in zip(questions, passages)
         ]
         answers: list[CachedAnswer | None] = [cache.get(key) for key in keys]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from rag.generation import guard
 from rag.generation.budget import estimate_tokens, fit_context, merge_neighbours
 from rag.generation.citations import CitationFilter
-from rag.generation.context import CONTEXT_VERSION, Scorer, lexical_scorer, select_context
+from rag.generation.context import CONTEXT_VERSION, FLOOR, Scorer, lexical_scorer, select_context
 from rag.generation.prompt import PROMPT_VERSION, build_messages
 from rag.generation.repetition import RepetitionGuard
 from rag.hits import Hit
@@ -65,7 +65,9 @@ def choose_context(
     given = merge_neighbours(ranked[: settings.top_n])
     budget = settings.llm_context_tokens
     if settings.context == "sentences":
-        return select_context(given, question, budget, _counter(llm), scorer or lexical_scorer), []
+        # FLOOR is in embedder-cosine units; shares of shared words (the fallback) have no floor
+        floor = FLOOR if scorer else None
+        return select_context(given, question, budget, _counter(llm), scorer or lexical_scorer, floor), []
     passages, trimmed = fit_context(given, budget, question, _counter(llm))
     dropped = len(given) - len(passages)
     if not (trimmed or dropped):

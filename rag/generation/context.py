@@ -4,9 +4,14 @@ with its neighbours, until a token budget.
 Why: on a 2-core CPU the prompt is the cost of an answer (~150 tokens/s on OpenVINO), and whole
 passages are mostly not about the question (docs_corpus's holds notice joined with its neighbours
 is ~1,000 tokens for one sentence of answer). Each sentence of the given passages is scored against
-the question (cosine with the retriever's embedder when there is one, else shared words), with a
+the question (cosine with the retriever's embedder when there is one, else shared words), read
+with its document's title before it (a sentence alone loses what it is about: "5 days to collect"
+in a purchase-request notice scores as high as the holds notice's "3 days" without it), with a
 small prior for its passage's rank; the best go in with the sentence before and after (a fact is
-often split from its subject), then the next best, until `budget` tokens.
+often split from its subject), then the next best, until `budget` tokens or until the next best
+scores more than `FLOOR` below the best: filling the budget with weak sentences cost time and
+gave a 1.5B model distractors to answer from (docs_corpus, OpenVINO, budget 800: 17/28 right at
+5.4 s first token p50 without the floor, 19/28 at 4.4 s with it; docs/answers.md#context).
 
 The kept sentences are regrouped by file and page, in document order, one <document> per group,
 the group with the best sentence first; gaps between kept runs read " … ". Each group's chunk
@@ -25,10 +30,11 @@ import numpy as np
 from rag.generation.budget import OVERHEAD, _terms
 from rag.hits import Hit
 
-CONTEXT_VERSION = "1"  # bump when the choice changes: answer caches key on it
+CONTEXT_VERSION = "2"  # bump when the choice changes: answer caches key on it
 GAP = " … "
 RANK_PRIOR = 0.02  # score taken off per passage rank: the first stage's order breaks near-ties
 NEIGHBOURS = 1  # sentences kept on each side of a chosen one
+FLOOR = 0.05  # a sentence this far below the best is not worth its tokens (in e5 cosine units)
 _BREAK = re.compile(r"(?<=[.!?。])\s+|\n+")
 
 Scorer = Callable[[str, list[str]], Sequence[float]]
@@ -80,8 +86,10 @@ def select_context(
     budget: int,
     count: Callable[[str], int],
     scorer: Scorer = lexical_scorer,
+    floor: float | None = None,
 ) -> list[Hit]:
-    """The best sentences of `hits` (ranked passages) with their neighbours, within `budget` tokens."""
+    """The best sentences of `hits` (ranked passages) with their neighbours, within `budget` tokens
+    and, with `floor`, within `floor` of the best sentence's score (the scorer's units)."""
     sentences: list[_Sentence] = []
     by_passage: list[list[_Sentence]] = []
     for p, hit in enumerate(hits):
@@ -90,14 +98,18 @@ def select_context(
         sentences += own
     if not sentences:
         return []
-    for sentence, score in zip(sentences, scorer(question, [s.text for s in sentences]), strict=True):
+    titled = [f"{hits[s.passage].chunk.title}: {s.text}" for s in sentences]
+    for sentence, score in zip(sentences, scorer(question, titled), strict=True):
         sentence.score = float(score) - RANK_PRIOR * sentence.passage
         sentence.tokens = count(sentence.text) + 1
+    lowest = max(s.score for s in sentences) - floor if floor is not None else -np.inf
     groups = {_group(hits[p]) for p in range(len(hits))}
     left = budget - OVERHEAD * min(len(groups), 1)
     chosen: set[tuple[int, int]] = set()
     opened: set[tuple] = set()
     for best in sorted(sentences, key=lambda s: -s.score):
+        if best.score < lowest:
+            break
         own = by_passage[best.passage]
         around = own[max(0, best.index - NEIGHBOURS) : best.index + NEIGHBOURS + 1]
         for candidate in (around, [best]):
