@@ -6,7 +6,7 @@
   local engine chosen by `RAG_LLM_ENGINE`:
   - `openvino`: OpenVINO GenAI in this process (`rag.models.openvino_llm`); it reads prompts
     ~2.5x faster than llama.cpp here, which is most of an answer's time, but its answers on the
-    same weights are worse (docs_corpus: 19/28 right against llama.cpp's 22/28); when it is
+    same weights are worse (docs_corpus: 18-19/28 right against llama.cpp's 21-22/28); when it is
     missing or cannot read the model, llamacpp answers and `ChatLLM.note` says why, in one line;
   - `llamacpp`: a llama.cpp server (`xllamacpp`) in this process on 127.0.0.1, reached through the
     same client code as a remote endpoint;
