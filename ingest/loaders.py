@@ -1,7 +1,14 @@
 """Turn one file into pages of plain text, or say in one line why it cannot be read.
 
 Each loader returns a `LoadedFile`; a file that must be skipped raises `SkipFile(reason)`, which the
-ingest summary shows next to the path. Page numbers are kept for PDFs (1-based).
+ingest summary shows next to the path. Pages are numbered (1-based) where the format has them:
+PDF pages, HWP/HWPX sections, spreadsheet sheets and slides.
+
+Formats: text (.txt, legacy Korean encodings), Markdown, HTML, PDF, docx, HWP 5 (ingest.hwp),
+HWPX (ingest.hwpx), xlsx/csv/tsv (ingest.sheets) and pptx (ingest.slides). Tables in every format
+go through ingest.tables, so a row keeps its column names. Zip-based packages are checked first
+(ingest.containers): a package that unpacks past `unpack_limit` bytes, or one saved with a
+password, is skipped with that reason.
 """
 
 from __future__ import annotations
@@ -12,7 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.containers import ContainerError, check_zip
 from ingest.encoding import UndecodableError, decode_text
+from ingest.hwp import HwpDocument, HwpError, read_hwp
+from ingest.hwpx import read_hwpx
+from ingest.sheets import SheetTooLarge, delimited_rows, sheet_text, xlsx_sheets
+from ingest.slides import pptx_slides
+from ingest.tables import render_table
+
+DEFAULT_UNPACK_LIMIT = 50 * 2**20  # RAG_MAX_FILE_MB's default
 
 
 class SkipFile(Exception):
@@ -22,7 +37,7 @@ class SkipFile(Exception):
 @dataclass
 class Page:
     text: str
-    number: int | None = None  # 1-based page number, PDFs only
+    number: int | None = None  # 1-based: a PDF page, an HWP section, a sheet, a slide
 
 
 @dataclass
@@ -54,7 +69,7 @@ def text_title(text: str, fallback: str) -> str:
     return first
 
 
-def load_text(path: Path, data: bytes) -> LoadedFile:
+def load_text(path: Path, data: bytes, unpack_limit: int) -> LoadedFile:
     text = _decode(data)
     return LoadedFile(title=text_title(text, path.stem), pages=[Page(text)])
 
@@ -62,7 +77,7 @@ def load_text(path: Path, data: bytes) -> LoadedFile:
 _MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
-def load_markdown(path: Path, data: bytes) -> LoadedFile:
+def load_markdown(path: Path, data: bytes, unpack_limit: int) -> LoadedFile:
     text = _decode(data)
     heading = _MD_HEADING.search(text)
     return LoadedFile(title=heading.group(1) if heading else path.stem, pages=[Page(text)])
@@ -91,7 +106,7 @@ _BLOCKS = (
 )
 
 
-def load_html(path: Path, data: bytes) -> LoadedFile:
+def load_html(path: Path, data: bytes, unpack_limit: int) -> LoadedFile:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(_decode(data), "html.parser")
@@ -108,7 +123,7 @@ def load_html(path: Path, data: bytes) -> LoadedFile:
     return LoadedFile(title=title or (h1.get_text(strip=True) if h1 else path.stem), pages=[Page(text)])
 
 
-def load_pdf(path: Path, data: bytes) -> LoadedFile:
+def load_pdf(path: Path, data: bytes, unpack_limit: int) -> LoadedFile:
     from pypdf import PdfReader
 
     try:
@@ -127,7 +142,7 @@ def load_pdf(path: Path, data: bytes) -> LoadedFile:
     return LoadedFile(title=str(meta_title or path.stem), pages=pages)
 
 
-def load_docx(path: Path, data: bytes) -> LoadedFile:
+def load_docx(path: Path, data: bytes, unpack_limit: int) -> LoadedFile:
     import docx
 
     try:
@@ -136,13 +151,66 @@ def load_docx(path: Path, data: bytes) -> LoadedFile:
         raise SkipFile(f"broken docx ({type(exc).__name__}: {exc})") from exc
     parts = [p.text for p in document.paragraphs]
     for table in document.tables:
-        for row in table.rows:
-            parts.append(" | ".join(cell.text for cell in row.cells))
+        parts.append(render_table([[cell.text for cell in row.cells] for row in table.rows]))
     text = "\n\n".join(p.strip() for p in parts if p.strip())
     return LoadedFile(title=document.core_properties.title or path.stem, pages=[Page(text)])
 
 
-LOADERS: dict[str, Callable[[Path, bytes], LoadedFile]] = {
+def _hwp_pages(path: Path, read: Callable[[], HwpDocument]) -> LoadedFile:
+    try:
+        document = read()
+    except HwpError as exc:
+        raise SkipFile(str(exc)) from exc
+    pages = [Page(text, number=i) for i, text in enumerate(document.sections, 1) if text.strip()]
+    first = pages[0].text if pages else ""
+    stated = document.title if _title_in_text(document.title, pages) else ""
+    return LoadedFile(title=stated or text_title(first, path.stem), pages=pages)
+
+
+def _title_in_text(title: str, pages: list[Page]) -> bool:
+    """Whether a title from the file's properties is the document's own: Hangul keeps the title
+    of the template a form was made from (a "2", or "strikethrough" on a file about outlines), so
+    it counts only when it has two letters or more and appears in the text."""
+    if sum(c.isalpha() for c in title) < 2:
+        return False
+    body = " ".join(" ".join(page.text for page in pages).split()).casefold()
+    return " ".join(title.split()).casefold() in body
+
+
+def load_hwp(path: Path, data: bytes, unpack_limit: int) -> LoadedFile:
+    return _hwp_pages(path, lambda: read_hwp(data, unpack_limit))
+
+
+def load_hwpx(path: Path, data: bytes, unpack_limit: int) -> LoadedFile:
+    return _hwp_pages(path, lambda: read_hwpx(data))
+
+
+def load_xlsx(path: Path, data: bytes, unpack_limit: int) -> LoadedFile:
+    try:
+        title, sheets = xlsx_sheets(data)
+    except SheetTooLarge as exc:
+        raise SkipFile(f"{exc} (split it, or save the rows that matter in a smaller workbook)") from exc
+    except Exception as exc:  # openpyxl raises KeyError, ValueError, lxml and zip errors on damage
+        raise SkipFile(f"broken xlsx ({type(exc).__name__}: {exc})") from exc
+    pages = [Page(text, number=i) for i, (_, text) in enumerate(sheets, 1) if text]
+    return LoadedFile(title=title or path.stem, pages=pages)
+
+
+def load_delimited(path: Path, data: bytes, unpack_limit: int) -> LoadedFile:
+    rows = delimited_rows(_decode(data), path.suffix.lower())
+    return LoadedFile(title=path.stem, pages=[Page(sheet_text(path.stem, rows))])
+
+
+def load_pptx(path: Path, data: bytes, unpack_limit: int) -> LoadedFile:
+    try:
+        title, slides = pptx_slides(data)
+    except Exception as exc:  # python-pptx raises KeyError, ValueError, lxml and zip errors on damage
+        raise SkipFile(f"broken pptx ({type(exc).__name__}: {exc})") from exc
+    pages = [Page(text, number=i) for i, text in enumerate(slides, 1) if text.strip()]
+    return LoadedFile(title=title or path.stem, pages=pages)
+
+
+LOADERS: dict[str, Callable[[Path, bytes, int], LoadedFile]] = {
     ".txt": load_text,
     ".text": load_text,
     ".md": load_markdown,
@@ -151,17 +219,31 @@ LOADERS: dict[str, Callable[[Path, bytes], LoadedFile]] = {
     ".htm": load_html,
     ".pdf": load_pdf,
     ".docx": load_docx,
+    ".hwp": load_hwp,
+    ".hwpx": load_hwpx,
+    ".xlsx": load_xlsx,
+    ".csv": load_delimited,
+    ".tsv": load_delimited,
+    ".pptx": load_pptx,
 }
+ZIP_PACKAGES = {".docx", ".hwpx", ".xlsx", ".pptx"}
 
 
-def load_file(path: Path, data: bytes) -> LoadedFile:
-    """Load `data` (the bytes of `path`) with the loader its extension names."""
-    loader = LOADERS.get(path.suffix.lower())
+def load_file(path: Path, data: bytes, unpack_limit: int = DEFAULT_UNPACK_LIMIT) -> LoadedFile:
+    """Load `data` (the bytes of `path`) with the loader its extension names; a packaged format may
+    unpack to at most `unpack_limit` bytes."""
+    suffix = path.suffix.lower()
+    loader = LOADERS.get(suffix)
     if loader is None:
         raise SkipFile(f"unsupported file type '{path.suffix or '(none)'}'")
     if not data.strip():
         raise SkipFile("empty file")
-    loaded = loader(path, data)
+    if suffix in ZIP_PACKAGES:
+        try:
+            check_zip(data, suffix[1:], unpack_limit)
+        except ContainerError as exc:
+            raise SkipFile(str(exc)) from exc
+    loaded = loader(path, data, unpack_limit)
     if not any(page.text.strip() for page in loaded.pages):
         raise SkipFile("no text content")
     return loaded

@@ -40,9 +40,10 @@ from rag.store import Changes, NewDocument, Store, manifest_backend, manifest_pr
 
 Progress = Callable[[str, int, int], None]
 CHUNKER_VERSION = "kiwi-sentences-1"
-# bump when a loader reads files differently (2: a plain text file's title is its first line):
+# bump when a loader reads files differently (2: a plain text file's title is its first line;
+# 3: docx tables as rows that keep their column names, HWP/HWPX/xlsx/csv/tsv/pptx read):
 # an index made before is re-read whole on its next ingest
-LOADER_VERSION = "2"
+LOADER_VERSION = "3"
 
 
 @dataclass
@@ -136,7 +137,7 @@ class SourceReader:
         if sha == known_sha:
             return None
         name = decode_path(path)
-        loaded = load_file(Path(name), data)
+        loaded = load_file(Path(name), data, int(limit))
         return NewDocument(name, sha, len(data), loaded.title, self._chunks(loaded.pages))
 
 

@@ -94,7 +94,7 @@ def test_docx_paragraphs_and_tables():
     loaded = load("rules.docx", buffer.getvalue())
     assert loaded.title == "Rules"
     assert "Adults may borrow 7 books." in loaded.pages[0].text
-    assert "Late fee | 100 won" in loaded.pages[0].text
+    assert "Late fee: 100 won" in loaded.pages[0].text  # a two-column table reads as label: value
 
 
 @pytest.mark.parametrize(

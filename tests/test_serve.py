@@ -321,6 +321,27 @@ def test_a_server_side_path_must_be_under_an_allowed_root(library):
     assert (docs / "extra" / "wifi.md").exists()  # the operator's file stays; only the index forgets it
 
 
+def test_an_uploaded_hwp_is_searchable_and_a_locked_one_refused_with_its_reason(library):
+    url, _ = library
+    hwp = Path(__file__).parent / "data" / "hwp"
+    added = httpx.post(
+        f"{url}/v1/documents", params={"filename": "noori.hwp"}, content=(hwp / "noori.hwp").read_bytes(), timeout=120
+    )
+    assert added.status_code == 200, added.text
+    assert added.json()["ingest"]["chunks_added"] >= 2
+    hits = httpx.post(f"{url}/v1/search", json={"query": "한국형발사체 누리호의 총 길이"}, timeout=60).json()["hits"]
+    assert Path(hits[0]["source"]).name == "noori.hwp" and "47.2 m" in " ".join(h["text"] for h in hits)
+    locked = httpx.post(
+        f"{url}/v1/documents",
+        params={"filename": "locked.hwpx"},
+        content=(hwp / "password-12345.hwpx").read_bytes(),
+        timeout=120,
+    )
+    assert locked.status_code == 422 and "password-protected HWPX" in locked.json()["error"]["message"]
+    doc = next(d for d in httpx.get(f"{url}/v1/documents").json()["documents"] if d["path"].endswith("noori.hwp"))
+    assert httpx.delete(f"{url}/v1/documents/{doc['id']}", timeout=120).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("params", "body", "status", "message"),
     [
@@ -410,6 +431,8 @@ def test_the_page_adds_and_removes_a_document(library, browser, tmp_path: Path):
     page = browser.new_page()
     page.goto(url)
     page.click("button[data-tab='documents']")
+    offered = set(page.get_attribute("#upload-file", "accept").split(","))
+    assert {".hwp", ".hwpx", ".xlsx", ".csv", ".pptx", ".docx", ".pdf"} <= offered
     page.set_input_files("#upload-file", str(upload))
     page.click("#upload-form button[type=submit]")
     page.wait_for_selector("#document-table tbody tr:has-text('opening.md')", timeout=120_000)

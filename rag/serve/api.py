@@ -40,14 +40,14 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.errors import RagError
 from rag.generation.budget import estimate_tokens
 from rag.pipeline import Answer, Pipeline, hits_as_dicts
-from rag.serve.documents import DocumentError, Documents
+from rag.serve.documents import ACCEPT, DocumentError, Documents
 from rag.settings import Settings
 from rag.store import IndexBusy
 
@@ -223,8 +223,9 @@ def create_app(
     app.mount("/page", StaticFiles(directory=PAGE), name="page")
 
     @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(PAGE / "index.html")
+    def page() -> HTMLResponse:
+        # the upload field offers exactly the types ingest reads (ingest.loaders.LOADERS)
+        return HTMLResponse((PAGE / "index.html").read_text(encoding="utf-8").replace("{{ACCEPT}}", ACCEPT))
 
     @app.get("/v1/reports")
     def list_reports() -> dict:

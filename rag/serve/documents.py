@@ -21,6 +21,7 @@ from rag.settings import Settings
 from rag.store import Store, open_store
 
 UPLOADS = "uploads"
+ACCEPT = ",".join(sorted(LOADERS))  # the page's upload field: every type ingest reads
 _FIELDS = ("path", "title", "size", "chunks", "sha256", "ingested_at")
 
 
