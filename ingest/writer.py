@@ -232,6 +232,21 @@ class IndexWriter:
         roots = [decode_path(p.resolve()) for p in paths]
         return self._run([(decode_path(path), path) for path in files], lambda key: _under(key, roots))
 
+    def update(self, paths: list[Path]) -> IngestReport:
+        """What a watcher saw change (ingest.watch): each path that exists is read again (a folder
+        with everything under it; hashes still decide what is embedded), and whatever the index holds
+        at or under a path that is gone, or no longer readable, is pruned. One commit for all."""
+        files: list[Path] = []
+        for path in paths:
+            if path.exists():
+                try:
+                    files += walk([path])
+                except RagError:  # gone between the check and the walk: pruned below
+                    continue
+        scope = [decode_path(p.absolute()) for p in paths]
+        unique = dict.fromkeys(files)  # a new folder and the files in it are both reported
+        return self._run([(decode_path(f), f) for f in unique], lambda key: _under(key, scope))
+
     def ingest_records(self, records: list[Record]) -> IngestReport:
         """In-memory documents (evaluation corpora): the index ends up holding exactly `records`."""
         return self._run([(record.id, record) for record in records], lambda key: True)

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -130,6 +131,12 @@ def ingest(
         str | None,
         typer.Option(help="Do it on the Ray cluster at this address instead (auto, ray://HEAD:10001); implies --ray"),
     ] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Then follow the folders: ingest what is created, changed, renamed or deleted (Ctrl-C ends)"
+        ),
+    ] = False,
 ) -> None:
     """Add folders or files to the index; re-running only processes what changed."""
     from ingest.writer import IndexWriter
@@ -137,6 +144,8 @@ def ingest(
     settings = _settings(
         index_dir=index, embedder=embedder, chunk_size=chunk_size, chunk_overlap=chunk_overlap, store=store
     )
+    if watch and not any(p.is_dir() for p in paths):
+        raise RagError("--watch follows folders: name at least one folder to ingest")
     bars, progress = _progress_bars()
     if not (ray or ray_address):
         with bars:
@@ -147,6 +156,12 @@ def ingest(
         with ray_compute(ray_address or LOCAL) as compute, bars:
             report = IndexWriter(settings, progress, compute=compute).ingest(paths)
 
+    _print_ingest(report)
+    if watch:
+        _watch(IndexWriter(settings), paths)
+
+
+def _print_ingest(report) -> None:
     out.print(f"[bold]Index[/] {report.index}")
     rate = report.chunks_added / report.seconds if report.seconds else 0.0
     out.print(
@@ -163,6 +178,48 @@ def ingest(
         out.print(f"  [cyan]removed[/] {_display_path(path)}", highlight=False)
     for note in report.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+def _watch(writer, paths: list[Path]) -> None:
+    """Follow `paths` (ingest.watch) until Ctrl-C or SIGTERM, one line per round of changes."""
+    import signal
+    import threading
+
+    from ingest.watch import follow
+
+    stop = threading.Event()
+
+    def request_stop(signum, _frame) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C does not wait for the round in progress
+        stop.set()
+        err.print("stopping after the current round (Ctrl-C again to abort it)", highlight=False)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    folders = [p for p in paths if p.is_dir()]
+    err.print(f"watching {len(folders)} folder(s) for changes; Ctrl-C to stop", highlight=False)
+
+    def on_round(report) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        out.print(
+            f"{stamp} ingested {len(report.ingested)}, unchanged {report.unchanged}, skipped {len(report.skipped)}, "
+            f"removed {len(report.removed)}; {report.chunks_total} chunks in the index ({report.seconds:.1f} s)",
+            highlight=False,
+        )
+        for path in report.ingested[:20]:
+            out.print(f"  [green]ingested[/] {_display_path(path)}", highlight=False)
+        for path, reason in report.skipped:
+            out.print(f"  [yellow]skipped[/] {_display_path(path)}: {reason}", highlight=False)
+        for path in report.removed[:20]:
+            out.print(f"  [cyan]removed[/] {_display_path(path)}", highlight=False)
+
+    def on_error(message: str) -> None:
+        err.print(f"[red]error:[/] {message}", highlight=False)
+
+    left = follow(writer, folders, on_round, on_error, stop)
+    note = f"; {len(left)} change(s) not yet settled: the next rag ingest picks them up" if left else ""
+    err.print(f"stopped, index committed{note}", highlight=False)
 
 
 def _print_sources(answer) -> None:

@@ -342,6 +342,34 @@ def test_an_uploaded_hwp_is_searchable_and_a_locked_one_refused_with_its_reason(
     assert httpx.delete(f"{url}/v1/documents/{doc['id']}", timeout=120).status_code == 200
 
 
+def test_a_running_server_answers_from_what_a_watched_folder_just_became(library, tmp_path: Path):
+    """`rag ingest FOLDER --watch` beside `rag serve` on the same index: the server's next search
+    after a change has it, with no restart."""
+    from tests.test_watch import Watcher
+
+    url, _ = library
+    index = Path(httpx.get(f"{url}/healthz").json()["index"])
+    folder = tmp_path / "shared-drive"
+    folder.mkdir()
+    (folder / "rooms.md").write_text("# Rooms\n\nGroup study rooms can be booked a week ahead.", encoding="utf-8")
+    watcher = Watcher(folder, index, embedder=None)  # the index's own embedder
+    try:
+        watcher.wait_for("start", lambda: any("watching 1 folder" in line for line in watcher.lines))
+
+        def top(query: str) -> str:
+            hits = httpx.post(f"{url}/v1/search", json={"query": query}, timeout=60).json()["hits"]
+            return Path(hits[0]["source"]).name if hits else ""
+
+        assert top("book a group study room") == "rooms.md"
+        (folder / "lockers.md").write_text("# Lockers\n\nLockers on floor 3 cost 500 won a day.", encoding="utf-8")
+        watcher.wait_for("the server to see lockers.md", lambda: top("How much does a locker cost?") == "lockers.md")
+        (folder / "rooms.md").unlink()
+        watcher.wait_for("the server to drop rooms.md", lambda: "rooms.md" not in _names(url))
+    finally:
+        watcher.process.terminate()
+        assert watcher.process.wait(timeout=60) == 0, watcher.lines
+
+
 @pytest.mark.parametrize(
     ("params", "body", "status", "message"),
     [
