@@ -23,6 +23,7 @@ from ingest.containers import ContainerError, check_zip
 from ingest.encoding import UndecodableError, decode_text
 from ingest.hwp import HwpDocument, HwpError, read_hwp
 from ingest.hwpx import read_hwpx
+from ingest.ocr import OcrUnavailable, ocr_pdf_pages
 from ingest.sheets import SheetTooLarge, delimited_rows, sheet_text, xlsx_sheets
 from ingest.slides import pptx_slides
 from ingest.tables import render_table
@@ -131,15 +132,30 @@ def load_pdf(path: Path, data: bytes, unpack_limit: int) -> LoadedFile:
         if reader.is_encrypted and not reader.decrypt(""):
             raise SkipFile("encrypted pdf (needs a password)")
         pages = [Page(page.extract_text() or "", number=i) for i, page in enumerate(reader.pages, 1)]
+        scans = [i for i, page in enumerate(reader.pages, 1) if not pages[i - 1].text.strip() and len(page.images)]
         meta_title = reader.metadata.title if reader.metadata else None
     except SkipFile:
         raise
     except Exception as exc:  # pypdf raises many types on damaged files
         raise SkipFile(f"broken pdf ({type(exc).__name__}: {exc})") from exc
     pages = [p for p in pages if p.text.strip()]
+    if scans:
+        pages = sorted(pages + _ocr_pages(data, scans, only=not pages), key=lambda p: p.number or 0)
     if not pages:
-        raise SkipFile("pdf has no extractable text (scanned images need OCR first)")
+        raise SkipFile("pdf has no text layer and no scanned page images")
     return LoadedFile(title=str(meta_title or path.stem), pages=pages)
+
+
+def _ocr_pages(data: bytes, numbers: list[int], only: bool) -> list[Page]:
+    """Scanned pages (no text layer, an image) read by OCR (ingest.ocr). Without Tesseract a PDF
+    that is all scans is skipped with the install line; one that also has text keeps its text pages."""
+    try:
+        texts = ocr_pdf_pages(data, numbers)
+    except OcrUnavailable as exc:
+        if only:
+            raise SkipFile(str(exc)) from exc
+        return []
+    return [Page(text, number=n) for n, text in texts.items() if text.strip()]
 
 
 def load_docx(path: Path, data: bytes, unpack_limit: int) -> LoadedFile:

@@ -113,9 +113,9 @@ def test_bad_input_is_skipped_with_a_reason(name, data, reason):
         load(name, data)
 
 
-def test_pdf_without_text_says_it_needs_ocr():
-    with pytest.raises(SkipFile, match="OCR"):
-        load("scan.pdf", _pdf([""]))
+def test_pdf_of_blank_pages_says_it_has_neither_text_nor_scans():
+    with pytest.raises(SkipFile, match="no text layer and no scanned page images"):
+        load("blank.pdf", _pdf([""]))
 
 
 @pytest.mark.parametrize(
