@@ -110,7 +110,16 @@ def paragraph_text(payload: bytes) -> str:
             if unit == 9:
                 kept.append(9)
             i += 8
-    return kept.tobytes().decode("utf-16-le", errors="replace").strip()
+    return without_private_use(kept.tobytes().decode("utf-16-le", errors="replace")).strip()
+
+
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff\U000f0000-\U0010ffff]")
+
+
+def without_private_use(text: str) -> str:
+    """Text without private-use characters: glyphs of one symbol font (a rule drawn as 92 copies of
+    U+F080F, Hancom's logo), meaningless to a reader of the text and noise to the embedder."""
+    return _PRIVATE_USE.sub("", text)
 
 
 def _ctrl_id(record: Record) -> str:

@@ -21,7 +21,7 @@ import zipfile
 
 from lxml import etree
 
-from ingest.hwp import Furniture, HwpDocument, HwpError
+from ingest.hwp import Furniture, HwpDocument, HwpError, without_private_use
 from ingest.tables import grid, render_table
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
@@ -40,7 +40,7 @@ def _text_of_t(t) -> str:
     for child in t:
         parts.append(_INLINE.get(_local(child), ""))
         parts.append(child.tail or "")
-    return "".join(parts)
+    return without_private_use("".join(parts))
 
 
 class _Reader:
