@@ -39,12 +39,14 @@ class SkipFile(Exception):
 class Page:
     text: str
     number: int | None = None  # 1-based: a PDF page, an HWP section, a sheet, a slide
+    ocr: bool = False  # read from a scan by OCR
 
 
 @dataclass
 class LoadedFile:
     title: str
     pages: list[Page] = field(default_factory=list)
+    unread: str = ""  # what of the file was left out and why (scanned pages with no OCR engine)
 
 
 def _decode(data: bytes) -> str:
@@ -138,24 +140,28 @@ def load_pdf(path: Path, data: bytes, unpack_limit: int) -> LoadedFile:
         raise
     except Exception as exc:  # pypdf raises many types on damaged files
         raise SkipFile(f"broken pdf ({type(exc).__name__}: {exc})") from exc
-    pages = [p for p in pages if p.text.strip()]
+    loaded = LoadedFile(title=str(meta_title or path.stem), pages=[p for p in pages if p.text.strip()])
     if scans:
-        pages = sorted(pages + _ocr_pages(data, scans, only=not pages), key=lambda p: p.number or 0)
-    if not pages:
+        _add_scans(loaded, data, scans)
+    if not loaded.pages:
         raise SkipFile("pdf has no text layer and no scanned page images")
-    return LoadedFile(title=str(meta_title or path.stem), pages=pages)
+    return loaded
 
 
-def _ocr_pages(data: bytes, numbers: list[int], only: bool) -> list[Page]:
+def _add_scans(loaded: LoadedFile, data: bytes, numbers: list[int]) -> None:
     """Scanned pages (no text layer, an image) read by OCR (ingest.ocr). Without Tesseract a PDF
-    that is all scans is skipped with the install line; one that also has text keeps its text pages."""
+    that is all scans is skipped with the install line; one that also has text keeps its text pages
+    and says which pages it left out (`unread`), so the next ingest with Tesseract reads them."""
     try:
         texts = ocr_pdf_pages(data, numbers)
     except OcrUnavailable as exc:
-        if only:
+        if not loaded.pages:
             raise SkipFile(str(exc)) from exc
-        return []
-    return [Page(text, number=n) for n, text in texts.items() if text.strip()]
+        listed = ", ".join(map(str, numbers))
+        loaded.unread = f"scanned page{'s' * (len(numbers) > 1)} {listed} left out: {exc}"
+        return
+    scans = [Page(text, number=n, ocr=True) for n, text in texts.items() if text.strip()]
+    loaded.pages = sorted(loaded.pages + scans, key=lambda p: p.number or 0)
 
 
 def load_docx(path: Path, data: bytes, unpack_limit: int) -> LoadedFile:

@@ -42,6 +42,7 @@ from ingest.loaders import SkipFile
 from ingest.writer import EmbedderSpec, NewDocument, Outcome, Progress, ReadJob, SourceReader, tokenize_joined
 from rag.errors import RagError
 from rag.models.onnx_int8 import cores
+from rag.store import NewChunk
 
 LOCAL = "local"  # `--ray` without `--ray-address`: start a Ray on this machine
 READ_BATCH = 16  # sources per read task
@@ -118,7 +119,8 @@ def _encode(outcome: Outcome) -> str:
         return "null"
     if isinstance(outcome, SkipFile):
         return json.dumps({"skip": str(outcome)})
-    return json.dumps({"document": [outcome.path, outcome.sha256, outcome.size, outcome.title, outcome.chunks]})
+    fields = [outcome.path, outcome.sha256, outcome.size, outcome.title, outcome.chunks, outcome.note]
+    return json.dumps({"document": fields})
 
 
 def _decode(text: str) -> Outcome:
@@ -127,8 +129,8 @@ def _decode(text: str) -> Outcome:
         return None
     if "skip" in value:
         return SkipFile(value["skip"])
-    path, sha256, size, title, chunks = value["document"]
-    return NewDocument(path, sha256, size, title, [tuple(chunk) for chunk in chunks])
+    path, sha256, size, title, chunks, note = value["document"]
+    return NewDocument(path, sha256, size, title, [NewChunk(*chunk) for chunk in chunks], note)
 
 
 class _Embed:

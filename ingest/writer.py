@@ -30,13 +30,23 @@ import numpy as np
 from ingest.chunking import chunk_text
 from ingest.encoding import decode_path
 from ingest.loaders import Page, SkipFile, load_file
+from ingest.ocr import OcrUnavailable, tesseract
 from ingest.walk import walk
 from rag import __version__
 from rag.errors import RagError
 from rag.lexical import tokenize_many
 from rag.models.embedder import legacy_note, load_embedder, prefixes
 from rag.settings import Settings
-from rag.store import Changes, NewDocument, Store, manifest_backend, manifest_prefixes, open_store
+from rag.store import (
+    UNREAD_MARK,
+    Changes,
+    NewChunk,
+    NewDocument,
+    Store,
+    manifest_backend,
+    manifest_prefixes,
+    open_store,
+)
 
 Progress = Callable[[str, int, int], None]
 CHUNKER_VERSION = "kiwi-sentences-1"
@@ -109,9 +119,13 @@ class SourceReader:
         except SkipFile as exc:
             return exc
 
-    def _chunks(self, pages: list[Page]) -> list[tuple[int | None, int, int, str]]:
+    def _chunks(self, pages: list[Page]) -> list[NewChunk]:
         size, overlap = self.chunk_size, self.chunk_overlap
-        chunks = [(page.number, c.start, c.end, c.text) for page in pages for c in chunk_text(page.text, size, overlap)]
+        chunks = [
+            NewChunk(page.number, c.start, c.end, c.text, page.ocr)
+            for page in pages
+            for c in chunk_text(page.text, size, overlap)
+        ]
         if not chunks:
             raise SkipFile("no text content")
         return chunks
@@ -134,11 +148,21 @@ class SourceReader:
         except OSError as exc:
             raise SkipFile(f"unreadable ({exc.strerror or exc})") from exc
         sha = hashlib.sha256(data).hexdigest()
-        if sha == known_sha:
+        if sha == known_sha or (known_sha == sha + UNREAD_MARK and not _ocr_available()):
             return None
         name = decode_path(path)
         loaded = load_file(Path(name), data, int(limit))
-        return NewDocument(name, sha, len(data), loaded.title, self._chunks(loaded.pages))
+        if loaded.unread:
+            sha += UNREAD_MARK
+        return NewDocument(name, sha, len(data), loaded.title, self._chunks(loaded.pages), loaded.unread)
+
+
+def _ocr_available() -> bool:
+    try:
+        tesseract()
+    except OcrUnavailable:
+        return False
+    return True
 
 
 def embedding_batches(texts: list[str], size: int) -> list[list[int]]:
@@ -208,7 +232,7 @@ def _under(path: str, roots: list[str]) -> bool:
 
 def _embedded_texts(new_files: list[NewDocument]) -> list[str]:
     """What represents a chunk for both retrievers: its document's title, then its text."""
-    return [f"{f.title}\n{text}" for f in new_files for _, _, _, text in f.chunks]
+    return [f"{f.title}\n{chunk.text}" for f in new_files for chunk in f.chunks]
 
 
 class IndexWriter:
@@ -301,6 +325,8 @@ class IndexWriter:
             else:
                 new_files.append(outcome)
                 report.ingested.append(job.key)
+                if outcome.note:
+                    report.notes.append(f"{job.key}: {outcome.note}")
 
         replaced = {f.path for f in new_files if f.path in known}
         vanished = {key for key in known if in_scope(key) and key not in seen}

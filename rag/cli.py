@@ -222,14 +222,20 @@ def _watch(writer, paths: list[Path]) -> None:
     err.print(f"stopped, index committed{note}", highlight=False)
 
 
+def _where(chunk) -> str:
+    """The page, and whether its text came from OCR (a scan: a reader should check the page itself)."""
+    if not chunk.page:
+        return "  (OCR)" if chunk.ocr else ""
+    return f"  (page {chunk.page}, OCR of a scan)" if chunk.ocr else f"  (page {chunk.page})"
+
+
 def _print_sources(answer) -> None:
     """One source per entry, path on its own line: a table folds paths mid-name on an 80-column
     terminal (seven score columns leave the path 13 characters), and a folded path cannot be copied."""
     out.print("Sources (most relevant first)", style="bold", highlight=False)
     for rank, hit in enumerate(answer.sources, 1):
         label = escape(f"[{rank}]")
-        page = f"  (page {hit.chunk.page})" if hit.chunk.page else ""
-        out.print(f"[bold]{label}[/] [cyan]{escape(_display_path(hit.source))}[/]{page}", highlight=False)
+        out.print(f"[bold]{label}[/] [cyan]{escape(_display_path(hit.source))}[/]{_where(hit.chunk)}", highlight=False)
         scores = {
             "retrieval": hit.retrieval_score,
             "rerank": hit.rerank_score,

@@ -30,6 +30,7 @@ def hit_to_document(hit: Hit) -> Document:
         "source": c.path,
         "title": c.title,
         "page": c.page,
+        "ocr": c.ocr,
         "chunk_id": c.id,
         "start": c.start,
         "end": c.end,

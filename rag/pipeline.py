@@ -57,6 +57,7 @@ def hits_as_dicts(hits: list[Hit]) -> list[dict]:
             "source": hit.source,
             "title": hit.chunk.title,
             "page": hit.chunk.page,
+            "ocr": hit.chunk.ocr,
             "chunk_id": hit.chunk.id,
             "start": hit.chunk.start,
             "end": hit.chunk.end,

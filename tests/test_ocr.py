@@ -12,7 +12,12 @@ import pytest
 
 from ingest import ocr
 from ingest.loaders import SkipFile, load_file
-from tests.conftest import ROOT
+from ingest.writer import IndexWriter
+from rag.cli import _where
+from rag.pipeline import hits_as_dicts
+from rag.retrieval import DenseRetriever
+from rag.store import open_store
+from tests.conftest import ROOT, make_settings
 
 sys.path.insert(0, str(ROOT / "bench"))
 import ocr_accuracy as scans
@@ -66,13 +71,48 @@ def test_a_pdf_with_text_pages_and_scanned_pages_keeps_both_in_page_order():
     assert "late fees are 100 won" in loaded.pages[0].text and "회원증" in loaded.pages[1].text
 
 
-@pytest.fixture
-def no_tesseract(monkeypatch):
+def _hide_tesseract(monkeypatch) -> None:
     """Fault injection: the machine has no tesseract on PATH."""
     ocr.tesseract.cache_clear()
     monkeypatch.setattr(ocr.shutil, "which", lambda name: None)
+
+
+@pytest.fixture
+def no_tesseract(monkeypatch):
+    _hide_tesseract(monkeypatch)
     yield
     ocr.tesseract.cache_clear()
+
+
+@needs_tesseract
+def test_sources_say_a_page_came_from_ocr_and_scans_left_out_are_read_once_tesseract_is_installed(
+    tmp_path, store_kind, monkeypatch
+):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    pdf = folder / "mixed.pdf"
+    pdf.write_bytes(text_pdf_then_scan("Page one has a text layer: late fees are 100 won a day.", scanned_pdf(KOREAN)))
+    settings = make_settings(tmp_path / "index")
+    with monkeypatch.context() as without:
+        _hide_tesseract(without)
+        report = IndexWriter(settings).ingest([folder])
+        assert report.ingested == [str(pdf)]
+        assert report.notes == [f"{pdf}: scanned page 2 left out: scanned pages need OCR: {ocr.INSTALL}"]
+        [listed] = open_store(settings).files()
+        assert not listed.complete and len(listed.content_sha256) == 64
+        assert IndexWriter(settings).ingest([folder]).unchanged == 1  # no engine yet: nothing to redo
+    ocr.tesseract.cache_clear()
+
+    report = IndexWriter(settings).ingest([folder])
+    assert report.ingested == [str(pdf)] and report.notes == []
+    store = open_store(settings)
+    assert store.files()[0].complete
+    hits = DenseRetriever.open(store).retrieve("회원증 발급 비용은 얼마인가요?", 5)
+    scan = next(hit for hit in hits if hit.chunk.page == 2)
+    text = next(hit for hit in hits if hit.chunk.page == 1)
+    assert "회원증" in scan.chunk.text and scan.chunk.ocr and not text.chunk.ocr
+    assert _where(scan.chunk) == "  (page 2, OCR of a scan)" and _where(text.chunk) == "  (page 1)"
+    assert [d["ocr"] for d in hits_as_dicts([scan, text])] == [True, False]
 
 
 def _picture() -> bytes:
@@ -89,7 +129,8 @@ def test_without_tesseract_a_scan_is_skipped_with_the_install_line(no_tesseract)
         load("scan.pdf", _picture())
 
 
-def test_without_tesseract_a_mixed_pdf_keeps_its_text_pages(no_tesseract):
+def test_without_tesseract_a_mixed_pdf_keeps_its_text_pages_and_says_which_it_left_out(no_tesseract):
     scan = _picture()
     loaded = load("mixed.pdf", text_pdf_then_scan("The text layer of page one.", scan))
     assert [p.number for p in loaded.pages] == [1]
+    assert loaded.unread.startswith("scanned page 2 left out: ") and "apt install tesseract-ocr" in loaded.unread

@@ -89,6 +89,21 @@ def test_changed_chunk_settings_rechunk_everything(folder, index_dir, store_kind
     assert len(report.ingested) == 3 and report.chunks_added > 3
 
 
+def test_an_index_written_before_the_ocr_column_is_read_and_migrated_by_its_next_ingest(folder, index_dir):
+    ingest(index_dir, folder)
+    db = sqlite3.connect(live_generation(index_dir) / CHUNKS_DB)
+    with db:
+        db.execute("ALTER TABLE chunks DROP COLUMN ocr")  # as the last release wrote it
+    db.close()
+    assert top_source(index_dir, "How much is the late fee?") == "fees.txt"
+    (folder / "fees.txt").write_text("Late fees are 200 won per day per book.", encoding="utf-8")
+    assert ingest(index_dir, folder).ingested == [str(folder / "fees.txt")]
+    db = sqlite3.connect(live_generation(index_dir) / CHUNKS_DB)
+    assert db.execute("SELECT COUNT(*), SUM(ocr) FROM chunks").fetchone() == (3, 0)
+    db.close()
+    assert set(indexed(index_dir)) == {"fees.txt", "hours.md", "대출.txt"}
+
+
 def test_skipped_files_are_reported_with_reasons(folder, index_dir, monkeypatch):
     (folder / "blob.txt").write_bytes(b"\x00\x01binary")
     (folder / "empty.md").write_text("")

@@ -22,7 +22,7 @@ from rag.store import Store, open_store
 
 UPLOADS = "uploads"
 ACCEPT = ",".join(sorted(LOADERS))  # the page's upload field: every type ingest reads
-_FIELDS = ("path", "title", "size", "chunks", "sha256", "ingested_at")
+_FIELDS = ("path", "title", "size", "chunks", "ingested_at", "complete")
 
 
 class DocumentError(RagError):
@@ -57,7 +57,10 @@ class Documents:
         return Path(self.settings.index_dir) / UPLOADS
 
     def list(self) -> list[dict]:
-        return [{"id": document_id(f.path), **{name: getattr(f, name) for name in _FIELDS}} for f in self.store.files()]
+        return [
+            {"id": document_id(f.path), "sha256": f.content_sha256, **{name: getattr(f, name) for name in _FIELDS}}
+            for f in self.store.files()
+        ]
 
     def add_upload(self, filename: str, data: bytes) -> dict:
         name = Path(filename or "").name.strip()

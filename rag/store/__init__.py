@@ -21,6 +21,7 @@ from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from rag.settings import Settings
 
 FORMAT_VERSION = 2
 STORES = ("local", "milvus")
+# ends the stored hash of a file read without some of its pages (scans, no OCR engine there): the
+# ingest counts it unchanged until an engine is installed, then reads it again whole
+UNREAD_MARK = "+unread"
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class StoredChunk:
     start: int
     end: int
     text: str
+    ocr: bool = False  # its page was read from a scan by OCR (ingest.ocr): sources say so
 
 
 @dataclass(frozen=True)
@@ -57,16 +62,35 @@ class StoredFile:
     def chunks(self) -> int:
         return len(self.chunk_ids)
 
+    @property
+    def content_sha256(self) -> str:
+        return self.sha256.removesuffix(UNREAD_MARK)
+
+    @property
+    def complete(self) -> bool:
+        """False when some pages were left unread (`UNREAD_MARK`)."""
+        return not self.sha256.endswith(UNREAD_MARK)
+
+
+class NewChunk(NamedTuple):
+    page: int | None
+    start: int
+    end: int
+    text: str
+    ocr: bool = False
+
 
 @dataclass
 class NewDocument:
-    """A source read and chunked, ready to be written."""
+    """A source read and chunked, ready to be written. `note` says what of it could not be read
+    (scanned pages with no OCR engine here), for the ingest report."""
 
     path: str
     sha256: str
     size: int
     title: str
-    chunks: list[tuple[int | None, int, int, str]]  # page, start, end, text
+    chunks: list[NewChunk]
+    note: str = ""
 
 
 @dataclass

@@ -67,10 +67,25 @@ CREATE TABLE IF NOT EXISTS chunks (
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
     text TEXT NOT NULL,
-    tokens TEXT NOT NULL DEFAULT ''
+    tokens TEXT NOT NULL DEFAULT '',
+    ocr INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS chunks_by_path ON chunks(path);
 """
+# columns added after an index format shipped: an older generation is read as if they held their
+# default, and its next ingest adds them (the copy of its database is migrated, the live one untouched)
+ADDED_COLUMNS = {"ocr": "INTEGER NOT NULL DEFAULT 0"}
+
+
+def _chunk_columns(db: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in db.execute("PRAGMA table_info(chunks)")}
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    present = _chunk_columns(db)
+    for name, declaration in ADDED_COLUMNS.items():
+        if present and name not in present:
+            db.execute(f"ALTER TABLE chunks ADD COLUMN {name} {declaration}")
 
 
 def live_generation(index_dir: Path) -> Path | None:
@@ -154,6 +169,7 @@ class LocalReader(IndexReader):
         self.vectors = faiss.read_index(str(generation / VECTORS))
         self._bm25 = None
         self.db = sqlite3.connect(f"file:{generation / CHUNKS_DB}?mode=ro", uri=True, check_same_thread=False)
+        self._ocr = "ocr" if "ocr" in _chunk_columns(self.db) else "0"
 
     def __len__(self) -> int:
         return int(self.vectors.ntotal)
@@ -180,8 +196,9 @@ class LocalReader(IndexReader):
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self.db.execute(f"SELECT id, path, title, page, start, end, text FROM chunks WHERE id IN ({marks})", ids)
-        return {row[0]: StoredChunk(*row) for row in rows}
+        columns = f"id, path, title, page, start, end, text, {self._ocr}"
+        rows = self.db.execute(f"SELECT {columns} FROM chunks WHERE id IN ({marks})", ids)
+        return {row[0]: StoredChunk(*row[:7], ocr=bool(row[7])) for row in rows}
 
     def close(self) -> None:
         self.db.close()
@@ -243,6 +260,7 @@ class LocalStore(Store):
             db = sqlite3.connect(tmp / CHUNKS_DB)
             try:
                 with db:
+                    _migrate(db)
                     db.executescript(SCHEMA)
                     old_ids = self._delete_files(db, changes.drop)
                     new_ids = self._insert_files(db, changes.documents, changes.tokens)
@@ -295,10 +313,11 @@ class LocalStore(Store):
                 "INSERT INTO files (path, sha256, size, title, chunks, ingested_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (f.path, f.sha256, f.size, f.title, len(f.chunks), now),
             )
-            for page, start, end, text in f.chunks:
+            for page, start, end, text, ocr in f.chunks:
                 cursor = db.execute(
-                    "INSERT INTO chunks (path, title, page, start, end, text, tokens) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (f.path, f.title, page, start, end, text, next(token_rows)),
+                    "INSERT INTO chunks (path, title, page, start, end, text, tokens, ocr) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (f.path, f.title, page, start, end, text, next(token_rows), int(ocr)),
                 )
                 ids.append(int(cursor.lastrowid))
         return ids

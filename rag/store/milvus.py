@@ -64,7 +64,7 @@ LOCK_KEY = "rag.lock"
 BATCH = 500
 TIMEOUT = 10.0  # seconds to reach a server
 SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix:")
-_CHUNK_FIELDS = ["id", "path", "title", "page", "start", "end", "text"]
+_CHUNK_FIELDS = ["id", "path", "title", "page", "start", "end", "text", "ocr"]
 _FILE_FIELDS = ["id", "path", "sha256", "size", "title", "ingested_at"]
 _ROW_FIELDS = [*_CHUNK_FIELDS, "sha256", "size", "ingested_at", "tokens", "vector"]
 
@@ -191,6 +191,13 @@ def query_vector(tokens: list[str]) -> dict[int, float]:
     return {term: float(n) for term, n in Counter(term_id(t) for t in tokens).items()}
 
 
+def _present(described: dict, fields: list[str]) -> list[str]:
+    """The fields a collection has: one written before a field was added (`ocr`) lacks it, and
+    reads as the field's default."""
+    names = {f["name"] for f in described.get("fields", [])}
+    return [name for name in fields if name in names]
+
+
 def _generation_number(name: str) -> int:
     return int(name.rsplit("__g", 1)[1])
 
@@ -201,9 +208,10 @@ class MilvusReader(IndexReader):
     def __init__(self, client, collection: str, location: str) -> None:
         self.client, self.collection, self.location = client, collection, location
         client.load_collection(collection)  # a no-op when loaded; Milvus Lite reopens collections released
-        properties = client.describe_collection(collection).get("properties", {})
-        self.manifest = json.loads(properties[MANIFEST_KEY])
+        described = client.describe_collection(collection)
+        self.manifest = json.loads(described.get("properties", {})[MANIFEST_KEY])
         self._check_format()
+        self._fields = _present(described, _CHUNK_FIELDS)
 
     def __len__(self) -> int:
         return int(self.manifest["chunks"])
@@ -232,8 +240,8 @@ class MilvusReader(IndexReader):
     def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
         if not ids:
             return {}
-        rows = self.client.get(self.collection, ids=list(ids), output_fields=_CHUNK_FIELDS)
-        return {row["id"]: StoredChunk(*(row[name] for name in _CHUNK_FIELDS)) for row in rows}
+        rows = self.client.get(self.collection, ids=list(ids), output_fields=self._fields)
+        return {row["id"]: StoredChunk(**{name: row[name] for name in self._fields}) for row in rows}
 
 
 class MilvusStore(Store):
@@ -351,9 +359,10 @@ class MilvusStore(Store):
         for text in ("path", "title", "text", "tokens"):
             schema.add_field(text, DataType.VARCHAR, max_length=65535)
         schema.add_field("page", DataType.INT64, nullable=True)
+        schema.add_field("ocr", DataType.BOOL)
         for number in ("start", "end", "size"):
             schema.add_field(number, DataType.INT64)
-        schema.add_field("sha256", DataType.VARCHAR, max_length=64)
+        schema.add_field("sha256", DataType.VARCHAR, max_length=80)  # and UNREAD_MARK
         schema.add_field("ingested_at", DataType.VARCHAR, max_length=32)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
@@ -439,21 +448,23 @@ class MilvusStore(Store):
             self.client.drop_collection(collection)
 
     def _kept_rows(self, live: str, drop: set[str]) -> Iterator[dict]:
-        for row in self._rows(live, _ROW_FIELDS):
+        fields = _present(self.client.describe_collection(live), _ROW_FIELDS)
+        for row in self._rows(live, fields):
             if row["path"] not in drop:
-                yield row
+                yield {"ocr": False} | row
 
     @staticmethod
     def _new_rows(changes: Changes, next_id: int) -> Iterator[dict]:
         now = _now()
         n = 0
         for document in changes.documents:
-            for page, start, end, text in document.chunks:
+            for page, start, end, text, ocr in document.chunks:
                 yield {
                     "id": next_id + n,
                     "path": document.path,
                     "title": document.title,
                     "page": page,
+                    "ocr": ocr,
                     "start": start,
                     "end": end,
                     "text": text,

@@ -79,13 +79,19 @@ function score(value) {
   return value === null || value === undefined ? "–" : Number(value).toFixed(3);
 }
 
+// the page, and whether its text came from OCR of a scan (worth checking against the page itself)
+function where(hit) {
+  const page = hit.page ? ` · page ${hit.page}` : "";
+  return hit.ocr ? `${page} (OCR of a scan)` : page;
+}
+
 function openPassage(rank) {
   const hit = sources[rank - 1];
   if (!hit) return;
   $("#passage").hidden = false;
   $("#passage-title").textContent = `[${rank}] ${hit.title || hit.source}`;
   $("#passage-meta").textContent =
-    `${hit.source}${hit.page ? ` · page ${hit.page}` : ""} · retrieval ${score(hit.retrieval_score)} ` +
+    `${hit.source}${where(hit)} · retrieval ${score(hit.retrieval_score)} ` +
     `(rank ${hit.retrieval_rank}) · rerank ${score(hit.rerank_sigmoid)} · final ${score(hit.final_score)}`;
   markWords($("#passage-text"), hit.text, words(question));
   $("#passage").scrollIntoView({ block: "nearest" });
@@ -98,7 +104,7 @@ function renderSources(extra) {
   list.replaceChildren();
   sources.forEach((hit, i) => {
     const item = element("li");
-    item.append(element("span", hit.source, "path"), ` — ${hit.title || ""}`);
+    item.append(element("span", hit.source, "path"), `${where(hit)} — ${hit.title || ""}`);
     if ((extra.flagged || []).includes(i + 1)) {
       item.append(element("div", "⚠ text addressed to an AI assistant was withheld from the model", "flag"));
     }
