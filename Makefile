@@ -51,7 +51,7 @@ reranker: install
 	$(BIN)/rag reranker train $(SHARED)/msmarco_eng.json $(SHARED)/msmarco_kor.json --out $(RERANKER_OUT) \
 		--base multilingual-e5-small --layers 8 --lengthen 0.4 --lr 3e-5 --max-steps 1000 --eval-every 250 --patience 2 \
 		--val-size 200 --seed 13
-	$(BIN)/python -m rag.bundled $(RERANKER_OUT)/model multilingual-e5-small
+	$(BIN)/python -m rag.rerank.bundled $(RERANKER_OUT)/model multilingual-e5-small
 
 lint: install-dev
 	$(BIN)/ruff check .

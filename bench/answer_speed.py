@@ -56,7 +56,7 @@ def context_settings(base: Settings, budget: str) -> Settings:
 def load_set(name: str, limit: int):
     """(questions as dicts with question/answers, a retriever over the set's corpus, its embedder scorer)."""
     from rag.generation.context import embedding_scorer
-    from rag.retrieval import open_retriever
+    from rag.retrieve.retrievers import open_retriever
 
     if name == "docs_corpus":
         from rag.pipeline import Pipeline

@@ -39,7 +39,7 @@ def measure(name: str) -> dict[str, tuple[tuple[float, float], tuple[float, floa
     from rag.eval.datasets import load_eval_set
     from rag.eval.runner import doc_id, prepare_index
     from rag.models.embedder import load_embedder
-    from rag.retrieval import DenseRetriever
+    from rag.retrieve.retrievers import DenseRetriever
     from rag.settings import Settings
 
     path, split, heldout = SETS[name]

@@ -10,7 +10,7 @@ questions among them), MS MARCO ko and en evaluation split 300 onwards.
 
 The search is over the confidence rule's parameters (rank, power, dense prior), fixed-weight convex
 fusion, reciprocal rank fusion, and a fixed dense weight shifted by the difference of the lists'
-confidences over min-max or z-scores (`rag.retrieval.fuse` with a fitted embedder). The objective is the one
+confidences over min-max or z-scores (`rag.retrieve.fusion.fuse` with a fitted embedder). The objective is the one
 the issue sets: the worst margin, over the five sets and both hit@1 and mrr@10 (20 candidates),
 of hybrid against the better half; ties go to the larger mean margin.
 """
@@ -41,9 +41,9 @@ def collect(cache: Path) -> dict:
         return json.loads(cache.read_text())
     from rag.eval.datasets import load_eval_set
     from rag.eval.runner import doc_id, prepare_index
-    from rag.hits import Hit
-    from rag.lexical import tokenize
-    from rag.retrieval import BM25Retriever, DenseRetriever
+    from rag.retrieve.hits import Hit
+    from rag.retrieve.lexical import tokenize
+    from rag.retrieve.retrievers import BM25Retriever, DenseRetriever
     from rag.settings import Settings
 
     out: dict = {}

@@ -2,7 +2,7 @@
 
 Issue 17 asked to measure it on KorQuAD: the same chunks (title + text, as ingest embeds them) are
 indexed twice, by Milvus's BM25 function with each analyzer the installed Milvus Lite offers, and by
-bm25s over `rag.lexical` tokens (what the local store does), and the first N questions are scored by
+bm25s over `rag.retrieve.lexical` tokens (what the local store does), and the first N questions are scored by
 mrr@10 and hit@1 over documents. BM25 only: no embedding model is loaded, so it runs in a minute.
 
     python bench/milvus_analyzer.py ../shared/datasets/korquad1_dev --limit 300
@@ -20,8 +20,8 @@ import numpy as np
 from ingest.chunking import chunk_text
 from rag.eval import metrics as m
 from rag.eval.datasets import load_eval_set
-from rag.lexical import tokenize, tokenize_many
 from rag.quiet import quiet_libraries
+from rag.retrieve.lexical import tokenize, tokenize_many
 from rag.settings import Settings
 
 

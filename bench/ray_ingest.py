@@ -26,7 +26,7 @@ from ingest.writer import Compute, IndexWriter, IngestReport, LocalCompute
 from rag.eval.datasets import load_eval_set
 from rag.models.onnx_int8 import cores
 from rag.quiet import quiet_libraries
-from rag.retrieval import open_retriever
+from rag.retrieve.retrievers import open_retriever
 from rag.settings import Settings
 from rag.store import Store, open_store
 

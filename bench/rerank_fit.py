@@ -8,7 +8,7 @@ the 20 candidates once with the bundled cross-encoder; the first-stage scores, t
 candidate's document are cached in JSON. The held-out slices are bench/fusion_fit.py's (never the
 first 300 questions, which the README reports).
 
-Each λ on rag.training.calibrate's grid ranks by minmax(first stage) + λ * logit (rag.reranker.blend).
+Each λ on rag.training.calibrate's grid ranks by minmax(first stage) + λ * logit (rag.rerank.reranker.blend).
 The objective is the issue's rule: the worst change of mrr@10 against no rerank over the five
 held-out sets: among the weights within 0.001 of the best worst change, the one with the largest
 mean change (ties: the smaller weight, as more first stage is the safer bet on documents unlike
@@ -33,11 +33,11 @@ def collect(cache: Path) -> dict:
     """{set: {"heldout"|"reported": [{gold, docs, retrieval, logits}]}}, candidates in first-stage order."""
     if cache.is_file():
         return json.loads(cache.read_text())
-    from rag import bundled
     from rag.eval.datasets import load_eval_set
     from rag.eval.runner import doc_id, prepare_index
-    from rag.reranker import reranker_from
-    from rag.retrieval import open_retriever
+    from rag.rerank import bundled
+    from rag.rerank.reranker import reranker_from
+    from rag.retrieve.retrievers import open_retriever
     from rag.settings import Settings
 
     settings = Settings()
@@ -70,7 +70,7 @@ def collect(cache: Path) -> dict:
 
 
 def mrr_at_10(rows: list[dict], weight: float | None, rerank: bool = True) -> float:
-    from rag.reranker import blend
+    from rag.rerank.reranker import blend
 
     total = 0.0
     for row in rows:
@@ -111,8 +111,8 @@ def main() -> None:
     for n, v in lists.items():
         print(f"  {n:11s} {mrr_at_10(v['reported'], None, rerank=False):.3f} -> {mrr_at_10(v['reported'], chosen):.3f}")
     if args.write:
-        from rag import bundled
-        from rag.reranker import BLEND_FILE
+        from rag.rerank import bundled
+        from rag.rerank.reranker import BLEND_FILE
 
         path = bundled.FOLDER / BLEND_FILE
         fitted = json.loads(path.read_text())

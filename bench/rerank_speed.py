@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def candidates(queries: int, depth: int) -> list[tuple[str, list[str]]]:
     from rag.eval.datasets import load_eval_set
     from rag.eval.runner import prepare_index
-    from rag.retrieval import open_retriever
+    from rag.retrieve.retrievers import open_retriever
     from rag.settings import Settings
 
     shared = ROOT.parent / "shared" / "datasets" / "hotpotqa_dev500"
@@ -49,9 +49,9 @@ def main() -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         from langchain_community.cross_encoders import HuggingFaceCrossEncoder
 
-    from rag import bundled
     from rag.quiet import quiet_libraries
-    from rag.reranker import Reranker
+    from rag.rerank import bundled
+    from rag.rerank.reranker import Reranker
 
     quiet_libraries()
     model = args.model or str(bundled.assemble())

@@ -34,8 +34,8 @@ from ingest.ocr import OcrUnavailable, tesseract
 from ingest.walk import walk
 from rag import __version__
 from rag.errors import RagError
-from rag.lexical import tokenize_many
 from rag.models.embedder import legacy_note, load_embedder, prefixes
+from rag.retrieve.lexical import tokenize_many
 from rag.settings import Settings
 from rag.store import (
     UNREAD_MARK,

@@ -411,7 +411,7 @@ def eval_command(
     from rag.eval.datasets import load_eval_set
     from rag.eval.report import markdown, rich_tables, write_reports
     from rag.eval.runner import Evaluator, Experiment, parse_arms, parse_candidates
-    from rag.reranker import RerankerUnavailable, reranker_from
+    from rag.rerank.reranker import RerankerUnavailable, reranker_from
 
     settings = _settings(embedder=embedder, store=store)
     counts = parse_candidates(candidates)

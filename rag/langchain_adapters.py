@@ -17,9 +17,9 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from rag.hits import Hit
-from rag.reranker import Reranker, blend, sigmoid
-from rag.retrieval import open_retriever
+from rag.rerank.reranker import Reranker, blend, sigmoid
+from rag.retrieve.hits import Hit
+from rag.retrieve.retrievers import open_retriever
 from rag.settings import Settings
 from rag.store import Store, open_store
 

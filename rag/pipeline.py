@@ -12,11 +12,11 @@ from rag.generation import generate_answer
 from rag.generation.context import Scorer, embedding_scorer
 from rag.generation.guard import parse_defences
 from rag.generation.prompt import build_messages
-from rag.hits import Hit
 from rag.llm import ChatLLM, LLMError, open_llm
 from rag.models.embedder import legacy_note
-from rag.reranker import Reranker, RerankerUnavailable, reranker_from
-from rag.retrieval import open_retriever
+from rag.rerank.reranker import Reranker, RerankerUnavailable, reranker_from
+from rag.retrieve.hits import Hit
+from rag.retrieve.retrievers import open_retriever
 from rag.settings import Settings
 from rag.store import open_store
 

@@ -83,12 +83,12 @@ class Settings(BaseSettings):
     retriever: str = "hybrid"
     candidates: int = 20
     top_n: int = 4
-    # none: the bundled rag-e5-ko-en (rag.bundled) no longer pays over the hybrid first stage (README);
+    # none: the bundled rag-e5-ko-en (rag.rerank.bundled) no longer pays over the hybrid first stage (README);
     # it, the hub presets and any CrossEncoder stay a name away
     reranker: str = "none"
-    rerank_batch_size: int | None = None  # None: per backend (rag.reranker.DEFAULT_BATCH)
-    rerank_max_length: int | None = None  # None: per model (rag.reranker.MODEL_DEFAULTS; else 512)
-    rerank_backend: str | None = None  # None: per model (rag.reranker.MODEL_DEFAULTS; else torch)
+    rerank_batch_size: int | None = None  # None: per backend (rag.rerank.reranker.DEFAULT_BATCH)
+    rerank_max_length: int | None = None  # None: per model (rag.rerank.reranker.MODEL_DEFAULTS; else 512)
+    rerank_backend: str | None = None  # None: per model (rag.rerank.reranker.MODEL_DEFAULTS; else torch)
 
     # generation
     llm_base_url: str | None = Field(default=None, validation_alias=AliasChoices("RAG_LLM_BASE_URL", "OPENAI_BASE_URL"))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.hangul import HANGUL
-from rag.hits import Hit
+from rag.retrieve.hits import Hit
 from rag.store import StoredChunk
 
 CATALOG = Path(__file__).resolve().parent / "data" / "injection_catalog.jsonl"

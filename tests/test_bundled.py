@@ -13,12 +13,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from rag import bundled
 from rag.errors import RagError
 from rag.models import multilingual_e5
 from rag.models.embedder import resolve_model_path
 from rag.models.onnx_int8 import OnnxScorer, cores
-from rag.reranker import Reranker
+from rag.rerank import bundled
+from rag.rerank.reranker import Reranker
 
 PAIRS = [  # (query, passages); the answer is always the second passage
     (

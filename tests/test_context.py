@@ -7,8 +7,8 @@ import pytest
 
 from rag.generation.budget import OVERHEAD, estimate_tokens
 from rag.generation.context import GAP, lexical_scorer, select_context, split_sentences
-from rag.hits import Hit
 from rag.pipeline import Answer, Pipeline
+from rag.retrieve.hits import Hit
 from rag.store import StoredChunk
 from tests.conftest import CORPUS, make_settings
 

@@ -14,7 +14,7 @@ from rag.cli import app
 from rag.errors import RagError
 from rag.models.embedder import load_embedder
 from rag.pipeline import Pipeline
-from rag.retrieval import DenseRetriever
+from rag.retrieve.retrievers import DenseRetriever
 from rag.settings import PACKAGED_EMBEDDER, Settings
 from rag.store.local import LocalReader as IndexReader
 from rag.store.local import live_generation

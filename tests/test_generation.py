@@ -10,7 +10,7 @@ from rag.generation.budget import estimate_tokens, fit_context, merge_neighbours
 from rag.generation.citations import CitationFilter, check_citations
 from rag.generation.prompt import build_messages
 from rag.generation.repetition import RepetitionGuard
-from rag.hits import Hit
+from rag.retrieve.hits import Hit
 from rag.store import StoredChunk
 from tests.conftest import CORPUS, SHARED
 from tests.injection_catalog import contains_answer, load_catalog

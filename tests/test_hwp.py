@@ -153,7 +153,7 @@ def test_a_truncated_file_is_skipped_with_a_reason(name):
 
 def test_a_folder_of_hwp_files_is_indexed_and_its_bad_files_reported(tmp_path):
     from ingest.writer import IndexWriter
-    from rag.retrieval import DenseRetriever
+    from rag.retrieve.retrievers import DenseRetriever
     from rag.store import open_store
 
     folder = tmp_path / "docs"

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from ingest.writer import IndexWriter
-from rag.lexical import tokenize, tokenize_many
-from rag.retrieval import FITTED_FUSION, BM25Retriever, HybridRetriever, confidence, fuse, open_retriever
+from rag.retrieve.fusion import FITTED_FUSION, confidence, fuse
+from rag.retrieve.lexical import tokenize, tokenize_many
+from rag.retrieve.retrievers import BM25Retriever, HybridRetriever, open_retriever
 from tests.conftest import CORPUS, make_settings
 
 

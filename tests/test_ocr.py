@@ -15,7 +15,7 @@ from ingest.loaders import SkipFile, load_file
 from ingest.writer import IndexWriter
 from rag.cli import _where
 from rag.pipeline import hits_as_dicts
-from rag.retrieval import DenseRetriever
+from rag.retrieve.retrievers import DenseRetriever
 from rag.store import open_store
 from tests.conftest import ROOT, make_settings
 

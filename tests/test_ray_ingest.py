@@ -47,7 +47,7 @@ def test_ray_ingest_ranks_docs_corpus_like_the_local_path(
 ):
     """Same top-5 chunk ids and scores as the plain ingest into the local store, every question:
     the same batches embedded give the same vectors."""
-    from rag.retrieval import open_retriever
+    from rag.retrieve.retrievers import open_retriever
 
     plain = open_retriever(retriever, open_store(make_settings(corpus_index)))
     ray = open_retriever(retriever, ray_corpus_stores[kind])

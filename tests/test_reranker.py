@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from rag import bundled
-from rag.hits import Hit
-from rag.reranker import (
+from rag.rerank import bundled
+from rag.rerank.reranker import (
     PRESETS,
     Reranker,
     RerankerUnavailable,
@@ -21,6 +20,7 @@ from rag.reranker import (
     reranker_options,
     resolve_reranker,
 )
+from rag.retrieve.hits import Hit
 from rag.settings import Settings
 from rag.store import StoredChunk
 

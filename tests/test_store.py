@@ -13,7 +13,7 @@ import pytest
 from ingest.writer import IndexWriter
 from rag.errors import RagError
 from rag.models.embedder import Embedder
-from rag.retrieval import DenseRetriever
+from rag.retrieve.retrievers import DenseRetriever
 from rag.store import Store, open_store
 from rag.store.local import CHUNKS_DB, live_generation
 from tests.conftest import CORPUS, DOCS, ROOT, make_settings
@@ -410,7 +410,7 @@ def both_corpus_stores(corpus_index, milvus_corpus_index):
 @pytest.mark.parametrize("retriever", ["dense", "bm25", "hybrid"])
 def test_milvus_ranks_docs_corpus_like_the_local_store(both_corpus_stores, corpus_questions, retriever):
     """Same chunk ids, same order, same scores (float32) for every docs_corpus question."""
-    from rag.retrieval import open_retriever
+    from rag.retrieve.retrievers import open_retriever
 
     local, milvus = (open_retriever(retriever, store) for store in both_corpus_stores)
     for question in corpus_questions:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rag.hits import Hit
+from rag.retrieve.hits import Hit
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from rag.eval.runner import GENERATION_DELTAS, Delta, Experiment, Run
 from rag.eval.stats import CONFIDENCE, RESAMPLES, SEED
-from rag.reranker import NO_RERANK, reranker_options
+from rag.rerank.reranker import NO_RERANK, reranker_options
 
 TABLE_METRICS = ("hit@1", "hit@5", "mrr@10", "ndcg@10", "recall@20")
 LATENCY = (

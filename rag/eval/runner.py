@@ -25,11 +25,11 @@ from rag.eval.datasets import EvalSet, Question
 from rag.eval.stats import Interval, paired_bootstrap
 from rag.generation import fingerprint, generate_answer
 from rag.generation.context import Scorer, embedding_scorer
-from rag.hits import Hit
 from rag.llm import LLM, ChatLLM, Endpoint, LLMError, open_llm
 from rag.models.embedder import backend_version, prefixes
-from rag.reranker import NO_RERANK, Reranker, reranker_from
-from rag.retrieval import RETRIEVERS, open_retriever
+from rag.rerank.reranker import NO_RERANK, Reranker, reranker_from
+from rag.retrieve.hits import Hit
+from rag.retrieve.retrievers import RETRIEVERS, open_retriever
 from rag.settings import Settings
 from rag.store import FORMAT_VERSION, Store, open_store
 

@@ -14,8 +14,8 @@ from rag.generation.citations import CitationFilter
 from rag.generation.context import CONTEXT_VERSION, FLOOR, Scorer, lexical_scorer, select_context
 from rag.generation.prompt import PROMPT_VERSION, build_messages
 from rag.generation.repetition import RepetitionGuard
-from rag.hits import Hit
 from rag.llm import ChatLLM, LLMError
+from rag.retrieve.hits import Hit
 from rag.settings import Settings
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from rag.hangul import HANGUL
-from rag.hits import Hit
+from rag.retrieve.hits import Hit
 
 OVERHEAD = 20  # tokens of the <document> tags and title around a passage
 MIN_TRIMMED = 40  # a trimmed passage shorter than this is not worth its tags

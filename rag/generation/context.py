@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from rag.generation.budget import OVERHEAD, _terms
-from rag.hits import Hit
+from rag.retrieve.hits import Hit
 
 CONTEXT_VERSION = "2"  # bump when the choice changes: answer caches key on it
 GAP = " … "

@@ -12,7 +12,7 @@ from collections.abc import Collection
 
 from rag.generation import guard
 from rag.hangul import HANGUL
-from rag.hits import Hit
+from rag.retrieve.hits import Hit
 
 PROMPT_VERSION = "4"  # bump when the messages change: answer caches key on it
 

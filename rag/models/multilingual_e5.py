@@ -214,7 +214,7 @@ def convert(source: Path, out_dir: Path) -> Path:
         unk_token=names["unk"],
         mask_token="<mask>",
     )
-    tokenizer.save_pretrained(str(out_dir))  # as a trained model saves it, so rag.bundled can tell it is unchanged
+    tokenizer.save_pretrained(str(out_dir))  # as training saves it: rag.rerank.bundled sees it unchanged
     return out_dir
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.pair_batches import INPUTS, length_batches
+from rag.rerank.pair_batches import INPUTS, length_batches
 from rag.settings import cache_root
 
 SCORER_FORMAT = "eager-int8"  # part of the cached file's name: change it when the export changes
@@ -225,7 +225,7 @@ class OnnxScorer(_SideBySide):
         self.max_length = max_length
 
     def predict(self, pairs: list[tuple[str, str]], batch_size: int = 1) -> np.ndarray:
-        """Logits in the order of `pairs` (batches of similar length: rag.pair_batches)."""
+        """Logits in the order of `pairs` (batches of similar length: rag.rerank.pair_batches)."""
         scores = np.empty(len(pairs), dtype=np.float32)
 
         def run(batch: tuple[list[int], dict[str, np.ndarray]]) -> None:

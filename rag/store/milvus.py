@@ -14,7 +14,7 @@ it (rag serve, mid-question) finishes its query.
 Lexical half: Milvus's own BM25 function tokenizes with its analyzers; Milvus Lite's are `standard`
 (\\w+ words, lower-cased) and `jieba` (Chinese), and on KorQuAD (bench/milvus_analyzer.py, 300
 questions) `standard` scored mrr@10 0.847 against 0.958 for BM25 over our Kiwi morphemes. So the
-sparse vectors are ours: a chunk's weights are BM25 over `rag.lexical` tokens exactly as bm25s scores
+sparse vectors are ours: a chunk's weights are BM25 over `rag.retrieve.lexical` tokens exactly as bm25s scores
 them (Lucene IDF, k1 1.5, b 0.75), the query's are its token counts, and the inner product is the
 BM25 score. IDF and average length are corpus statistics; every commit rewrites all rows, so every
 generation's weights are computed from that generation's corpus and stay consistent as documents
@@ -407,7 +407,7 @@ class MilvusStore(Store):
             "store": "milvus",
             "dimension": dimension,
             "metric": "cosine (inner product of normalised vectors); BM25 as sparse inner product",
-            "bm25": {"k1": BM25_K1, "b": BM25_B, "idf": "lucene", "terms": "blake2b-32 of rag.lexical tokens"},
+            "bm25": {"k1": BM25_K1, "b": BM25_B, "idf": "lucene", "terms": "blake2b-32 of rag.retrieve.lexical tokens"},
             "chunks": done.chunks_total,
             "files": done.files_total,
             "next_id": next_id + done.chunks_added,

@@ -3,7 +3,7 @@
 The held-out validation queries are retrieved the way `rag ask` retrieves (the configured
 retriever, `candidates` deep) from an index of their file's passages; the cross-encoder scores
 every candidate once, and each weight on a grid (None: the logits alone) is judged by MRR@10 of
-the blended order (see rag.reranker.blend). Among weights within `tolerance` of the best MRR the
+the blended order (see rag.rerank.reranker.blend). Among weights within `tolerance` of the best MRR the
 smallest is kept: on validation they are equally good, and more first stage is the safer bet on
 documents unlike the training data.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ingest.writer import Progress
-from rag.reranker import BLEND_FILE, Reranker, blend, reranker_options
-from rag.retrieval import open_retriever
+from rag.rerank.reranker import BLEND_FILE, Reranker, blend, reranker_options
+from rag.retrieve.retrievers import open_retriever
 from rag.settings import Settings
 from rag.training.data import Example, corpus_index, passage_id
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from ingest.writer import IndexWriter, Progress, Record
 from rag.errors import RagError
 from rag.hangul import HANGUL
-from rag.retrieval import BM25Retriever, DenseRetriever
+from rag.retrieve.retrievers import BM25Retriever, DenseRetriever
 from rag.settings import Settings
 
 

@@ -8,7 +8,7 @@ negatives, 20 candidates) and MRR@10 is measured; the best model is kept, traini
 step) lets an interrupted run resume. Seeds are fixed.
 
 The original word embeddings stay frozen (only added Hangul syllables train), which keeps what
-differs from the base small enough to ship (see rag.bundled). The added rows start from an
+differs from the base small enough to ship (see rag.rerank.bundled). The added rows start from an
 approximation, not from pretraining, so they learn `embedding_lr_scale` times faster than the
 pretrained layers (which a high rate would wreck).
 """
@@ -69,7 +69,7 @@ def build_model(cfg: TrainConfig, train: list[Example]):
     from sentence_transformers import CrossEncoder
 
     from rag.models.embedder import resolve_model_path
-    from rag.reranker import resolve_reranker
+    from rag.rerank.reranker import resolve_reranker
     from rag.training.vocab import add_syllables, common_syllables, frequent_syllables, reads_hangul
 
     path = resolve_model_path(resolve_reranker(cfg.base))

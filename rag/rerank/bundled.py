@@ -23,7 +23,7 @@ from rag.errors import RagError
 from rag.settings import cache_root
 
 NAME = "rag-e5-ko-en"
-FOLDER = Path(__file__).parent / "models" / NAME
+FOLDER = Path(__file__).parent.parent / "models" / NAME
 WEIGHTS = "weights.safetensors"
 PREFIX = "bert."  # a BertForSequenceClassification's encoder tensors; the base folder's lack it
 SMALL_FILES = (
@@ -167,7 +167,7 @@ def assemble(folder: Path = FOLDER, cache_dir: Path | None = None) -> Path:
     return target
 
 
-if __name__ == "__main__":  # `python -m rag.bundled MODEL_DIR BASE`: what `make reranker` ends with
+if __name__ == "__main__":  # `python -m rag.rerank.bundled MODEL_DIR BASE`: what `make reranker` ends with
     import sys
 
     print(f"packed {sys.argv[1]} into {pack(Path(sys.argv[1]), sys.argv[2])}")

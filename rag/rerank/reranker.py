@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rag import bundled
 from rag.errors import RagError
-from rag.hits import Hit
 from rag.hub import load_model
-from rag.pair_batches import length_batches
 from rag.quiet import quiet_libraries
+from rag.rerank import bundled
+from rag.rerank.pair_batches import length_batches
+from rag.retrieve.hits import Hit
 from rag.settings import Settings
 
 PRESETS = {
@@ -147,7 +147,7 @@ class Reranker:
     def score(self, query: str, passages: list[str]) -> np.ndarray:
         """Raw relevance logits for (query, passage) pairs, in the order of `passages`.
 
-        Pairs are tokenized once and run in batches of similar token length (rag.pair_batches, the
+        Pairs are tokenized once and run in batches of similar token length (rag.rerank.pair_batches, the
         path the ONNX backend takes too), straight through the transformers model. CrossEncoder.predict
         tokenizes per batch and sorts by characters; this was ~4% faster with bfloat16 here.
         """
