@@ -40,6 +40,7 @@ IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [en
 StoreOpt = Annotated[
     str | None, typer.Option("--store", help="local (FAISS + SQLite) or milvus (RAG_MILVUS_URI) [env RAG_STORE]")
 ]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show what a follow-up was retrieved for")]
 RetrieverOpt = Annotated[str | None, typer.Option("--retriever", help="hybrid, dense or bm25 [env RAG_RETRIEVER]")]
 
 
@@ -229,22 +230,28 @@ def _where(chunk) -> str:
     return f"  (page {chunk.page}, OCR of a scan)" if chunk.ocr else f"  (page {chunk.page})"
 
 
+def _print_hit(rank: int, hit) -> None:
+    """[rank] path (page), then its scores; the final score only when a reranker made it."""
+    label = escape(f"[{rank}]")
+    out.print(f"[bold]{label}[/] [cyan]{escape(_display_path(hit.source))}[/]{_where(hit.chunk)}", highlight=False)
+    scores = {
+        "retrieval": hit.retrieval_score,
+        "rerank": hit.rerank_score,
+        "sigmoid": hit.rerank_prob,
+        "relative": hit.rerank_relative,
+        "final": hit.final_score if hit.rerank_score is not None else None,
+    }
+    shown = " · ".join(f"{name} {value:.3f}" for name, value in scores.items() if value is not None)
+    out.print(f"    [dim]{shown}[/]", highlight=False)
+
+
 def _print_sources(answer) -> None:
     """One source per entry, path on its own line: a table folds paths mid-name on an 80-column
     terminal (seven score columns leave the path 13 characters), and a folded path cannot be copied."""
-    out.print("Sources (most relevant first)", style="bold", highlight=False)
+    heading = "Nearest sources (they do not answer it)" if answer.abstained else "Sources (most relevant first)"
+    out.print(heading, style="bold", highlight=False)
     for rank, hit in enumerate(answer.sources, 1):
-        label = escape(f"[{rank}]")
-        out.print(f"[bold]{label}[/] [cyan]{escape(_display_path(hit.source))}[/]{_where(hit.chunk)}", highlight=False)
-        scores = {
-            "retrieval": hit.retrieval_score,
-            "rerank": hit.rerank_score,
-            "sigmoid": hit.rerank_prob,
-            "relative": hit.rerank_relative,
-            "final": hit.final_score,
-        }
-        shown = " · ".join(f"{name} {value:.3f}" for name, value in scores.items() if value is not None)
-        out.print(f"    [dim]{shown}[/]", highlight=False)
+        _print_hit(rank, hit)
         if rank in answer.flagged:
             out.print(
                 "    [yellow]⚠ this passage contains text addressed to an AI assistant: it was treated as data "
@@ -253,19 +260,22 @@ def _print_sources(answer) -> None:
             )
 
 
-def _answer_one(pipeline, question: str, as_json: bool) -> bool:
-    """Ask one question and print it; returns False when the LLM failed."""
+def _answer_one(pipeline, question: str, as_json: bool, history: list | None = None, verbose: bool = False):
+    """Ask one question (a follow-up of `history`) and print it; returns the answer."""
     if as_json:
-        answer = pipeline.ask(question)
+        answer = pipeline.ask(question, history=history)
         out.print_json(json.dumps(answer.as_dict(), ensure_ascii=False))
-        return answer.error is None
+        return answer
 
     def write(piece: str) -> None:
         sys.stdout.write(piece)
         sys.stdout.flush()
 
-    answer = pipeline.ask(question, on_token=write)
+    answer = pipeline.ask(question, on_token=write, history=history)
     sys.stdout.write("\n\n")
+    if verbose and len(answer.retrieval_queries) > 1:
+        shown = " + ".join(f"“{query}”" for query in answer.retrieval_queries)
+        err.print(f"[dim]follow-up: retrieved for {escape(shown)}[/]", highlight=False)
     for warning in answer.warnings:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if answer.error:
@@ -277,7 +287,7 @@ def _answer_one(pipeline, question: str, as_json: bool) -> bool:
         f"first word {t.get('first_token', 0):.0f} ms · generate {t.get('generate', 0):.0f} ms · "
         f"llm {answer.models.get('llm')}[/]"
     )
-    return answer.error is None
+    return answer
 
 
 def _loading(line: str) -> None:
@@ -285,8 +295,12 @@ def _loading(line: str) -> None:
     err.print(f"[dim]{escape(line)}[/]", highlight=False)
 
 
-def _chat(pipeline) -> None:
+def _chat(pipeline, verbose: bool = False) -> None:
+    """Questions until an empty line; each after the first is a follow-up of the ones before."""
+    from rag.generation.followup import Turn
+
     err.print("[dim]Ask a question (empty line or Ctrl-D to quit).[/]")
+    history: list[Turn] = []
     while True:
         try:
             question = out.input("[bold green]?[/] ").strip()
@@ -295,9 +309,11 @@ def _chat(pipeline) -> None:
         if not question or question.lower() in {"exit", "quit"}:
             break
         try:
-            _answer_one(pipeline, question, as_json=False)
+            answer = _answer_one(pipeline, question, as_json=False, history=history, verbose=verbose)
         except RagError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            continue
+        history.append(Turn(question, answer.answer))
 
 
 @app.command()
@@ -311,6 +327,7 @@ def ask(
     retriever: RetrieverOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     store: StoreOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Retrieve, rerank and answer one question with numbered sources."""
     from rag.pipeline import Pipeline
@@ -321,11 +338,47 @@ def ask(
     pipeline = Pipeline(settings, log=_loading)
     if question is None:
         pipeline.warm_llm()
-        _chat(pipeline)
+        _chat(pipeline, verbose)
         return
     pipeline.prefetch_llm()  # the LLM loads while the question is retrieved
-    if not _answer_one(pipeline, question, as_json):
+    if _answer_one(pipeline, question, as_json).error is not None:
         raise typer.Exit(1)
+
+
+@app.command()
+@_friendly
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for (a question or keywords)")],
+    index: IndexOpt = None,
+    candidates: Annotated[int | None, typer.Option("--candidates", "-k", help="Passages retrieved for rerank")] = None,
+    top_n: Annotated[int | None, typer.Option("--top-n", "-n", help="Passages shown")] = None,
+    reranker: Annotated[str | None, typer.Option(help="Preset, hub id, local path, or none")] = None,
+    retriever: RetrieverOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """The passages that answer a query, best first, with no LLM: retrieve, then rerank."""
+    from rag.pipeline import Pipeline
+
+    settings = _settings(
+        index_dir=index, candidates=candidates, top_n=top_n, reranker=reranker, retriever=retriever, store=store
+    )
+    found = Pipeline(settings, log=_loading if not as_json else None).search(query)
+    if as_json:
+        out.print_json(json.dumps(found.as_dict(), ensure_ascii=False))
+        return
+    for warning in found.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    for rank, hit in enumerate(found.hits, 1):
+        _print_hit(rank, hit)
+        out.print(f"    {escape(_snippet(hit.chunk.text))}", highlight=False)
+    t = found.timings_ms
+    out.print(f"[dim]retrieve {t.get('retrieve', 0):.0f} ms · rerank {t.get('rerank', 0):.0f} ms[/]")
+
+
+def _snippet(text: str, width: int = 240) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1].rstrip() + "…"
 
 
 @app.command()
@@ -337,8 +390,10 @@ def chat(
     reranker: Annotated[str | None, typer.Option()] = None,
     retriever: RetrieverOpt = None,
     store: StoreOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Interactive questions, with the models kept loaded between them."""
+    """Interactive questions, with the models kept loaded between them; a follow-up is retrieved
+    with the question before it too (--verbose shows the queries; rag.generation.followup)."""
     from rag.pipeline import Pipeline
 
     settings = _settings(
@@ -346,7 +401,7 @@ def chat(
     )
     pipeline = Pipeline(settings, log=_loading)
     pipeline.warm_llm()
-    _chat(pipeline)
+    _chat(pipeline, verbose)
 
 
 @app.command()

@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from rag.errors import RagError
 from rag.generation import generate_answer
 from rag.generation.context import Scorer, embedding_scorer
+from rag.generation.followup import Turn, retrieval_queries
 from rag.generation.guard import parse_defences
 from rag.generation.prompt import build_messages
 from rag.llm import ChatLLM, LLMError, open_llm
 from rag.models.embedder import legacy_note
 from rag.rerank.reranker import Reranker, RerankerUnavailable, reranker_from
+from rag.retrieve.fusion import reciprocal_rank
 from rag.retrieve.hits import Hit
 from rag.retrieve.retrievers import open_retriever
 from rag.settings import Settings
@@ -33,11 +35,14 @@ class Answer:
     flagged: list[int] = field(default_factory=list)  # 1-based sources that address the assistant
     removed_citations: list[int] = field(default_factory=list)  # [n] the answer cited that do not exist
     usage: dict = field(default_factory=dict)  # prompt_tokens, completion_tokens of the LLM call
+    abstained: bool = False  # the answer says the passages do not hold it; the sources are the nearest
+    retrieval_queries: list[str] = field(default_factory=list)  # a follow-up's (rag.generation.followup)
 
     def as_dict(self) -> dict:
         """The JSON both `rag ask --json` and `rag serve` give: the answer, its sources and scores."""
         return {
             "question": self.question,
+            "retrieval_queries": self.retrieval_queries,
             "answer": self.answer,
             "error": self.error,
             "warnings": self.warnings,
@@ -47,6 +52,27 @@ class Answer:
             "timings_ms": self.timings_ms,
             "models": self.models,
             "usage": self.usage,
+            "abstained": self.abstained,
+        }
+
+
+@dataclass
+class Search:
+    """Passages for a query, with no answer written."""
+
+    query: str
+    hits: list[Hit]
+    timings_ms: dict[str, float]
+    models: dict
+    warnings: list[str]
+
+    def as_dict(self) -> dict:
+        return {
+            "query": self.query,
+            "hits": hits_as_dicts(self.hits),
+            "timings_ms": self.timings_ms,
+            "models": self.models,
+            "warnings": self.warnings,
         }
 
 
@@ -166,33 +192,55 @@ class Pipeline:
         thread.start()
         return thread
 
-    def sources(self, question: str, answer: Answer) -> list[Hit]:
+    def sources(self, queries: list[str], answer: Answer, top_n: int | None = None) -> list[Hit]:
+        """The `top_n` best passages: retrieved (for several queries, a follow-up's, their lists
+        fused), then reranked for the first query when a reranker is set. Without one,
+        `final_score` is the retrieval score, so a client always has one score to sort by."""
         started = time.perf_counter()
-        hits = self.retriever.retrieve(question, self.settings.candidates)
+        question, k = queries[0], self.settings.candidates
+        lists = [self.retriever.retrieve(query, k) for query in queries]
+        hits = lists[0] if len(lists) == 1 else reciprocal_rank(lists, k)
         answer.timings_ms["retrieve"] = _ms(started)
         started = time.perf_counter()
+        top_n = top_n or self.settings.top_n
         if self.reranker is not None:
-            hits = self.reranker.rerank(question, hits, self.settings.top_n)
+            hits = self.reranker.rerank(question, hits, top_n)
         else:
-            hits = hits[: self.settings.top_n]
+            hits = hits[:top_n]
+            for hit in hits:
+                hit.final_score = hit.retrieval_score
         answer.timings_ms["rerank"] = _ms(started)
         return hits
 
-    def ask(
-        self, question: str, on_token: Callable[[str], None] | None = None, max_tokens: int | None = None
-    ) -> Answer:
-        """Answer `question`. LLM failures are recorded in `answer.error`, sources are kept."""
-        answer = Answer(question=question, sources=[])
-        if self.reranker_warning:
-            answer.warnings.append(self.reranker_warning)
-        if self.index_note:
-            answer.warnings.append(self.index_note)
-        ranked = self.sources(question, answer)
-        answer.models = {
+    def _models(self) -> dict:
+        return {
             "retriever": self.retriever.name,
             "embedder": self.retriever.embedder.model_id if hasattr(self.retriever, "embedder") else None,
             "reranker": self.reranker.model_id if self.reranker else None,
         }
+
+    def _warnings(self) -> list[str]:
+        return [note for note in (self.reranker_warning, self.index_note) if note]
+
+    def search(self, query: str, top_n: int | None = None) -> Search:
+        """Retrieve and rerank with no LLM: `rag search` and `/v1/search`."""
+        answer = Answer(question=query, sources=[])
+        hits = self.sources([query], answer, top_n)
+        return Search(query, hits, answer.timings_ms, self._models(), self._warnings())
+
+    def ask(
+        self,
+        question: str,
+        on_token: Callable[[str], None] | None = None,
+        max_tokens: int | None = None,
+        history: list[Turn] | None = None,
+    ) -> Answer:
+        """Answer `question`; after earlier `history` turns, retrieved with the last of them too. LLM
+        failures are recorded in `answer.error`, sources are kept."""
+        answer = Answer(question=question, sources=[], warnings=self._warnings())
+        answer.retrieval_queries = retrieval_queries(history or [], question)
+        ranked = self.sources(answer.retrieval_queries, answer)
+        answer.models = self._models()
         if not ranked:
             raise RagError(f"no passage matched the question (retriever {self.retriever.name}); try --retriever hybrid")
         answer.sources = ranked
@@ -216,6 +264,7 @@ class Pipeline:
         answer.flagged = generated.flagged
         answer.removed_citations = generated.removed_citations
         answer.usage = generated.usage
+        answer.abstained = generated.abstained
         answer.timings_ms["generate"] = round(generated.generate_ms, 1)
         if generated.first_token_ms is not None:
             answer.timings_ms["first_token"] = round(generated.first_token_ms, 1)

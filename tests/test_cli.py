@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rag.cli import app
+from rag.generation.decline import NOT_FOUND
 from tests.test_llm_faults import FaultServer
 
 runner = CliRunner()
@@ -121,6 +122,51 @@ def test_bundled_reranker_works_offline_by_name_and_puts_the_answer_first(index,
     assert payload["models"]["reranker"] == "rag-e5-ko-en" and not payload["warnings"]
     assert payload["sources"][0]["source"].endswith(source)
     assert all(s["rerank_score"] is not None and s["final_score"] is not None for s in payload["sources"])
+
+
+def test_a_korean_question_the_documents_do_not_answer_is_declined_in_korean(index, monkeypatch):
+    server = FaultServer()
+    server.mode = "decline"  # what the local model did to q18 and q26: the English decline
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    monkeypatch.setenv("RAG_LLM_MODEL", "test-model")
+    try:
+        question = ["ask", "주차장은 몇 대를 수용하나요?", "--index", str(index), "--reranker", "none"]
+        as_json = runner.invoke(app, [*question, "--json"])
+        printed = runner.invoke(app, question)
+    finally:
+        server.close()
+    payload = json.loads(as_json.stdout)
+    assert payload["answer"] == NOT_FOUND["ko"] and payload["abstained"] is True and payload["sources"]
+    assert printed.stdout.startswith(NOT_FOUND["ko"]) and "Nearest sources (they do not answer it)" in printed.stdout
+
+
+def test_search_ranks_passages_with_no_llm_and_a_score_to_sort_by(index, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9")  # nothing listens: an LLM call would fail
+    args = ["search", "성인은 몇 권까지 빌릴 수 있나요?", "--index", str(index), "--json", "-n", "2"]
+    result = runner.invoke(app, [*args, "--reranker", "none"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    hits = payload["hits"]
+    assert len(hits) == 2 and Path(hits[0]["source"]).name == "대출.txt" and "일곱 권" in hits[0]["text"]
+    assert [h["final_score"] for h in hits] == [h["retrieval_score"] for h in hits]
+    assert hits[0]["final_score"] > hits[1]["final_score"]
+    assert payload["models"] == {"retriever": "hybrid", "embedder": "multilingual-e5-small", "reranker": None}
+
+
+def test_search_prints_each_passage_with_its_scores_and_text(index):
+    args = ["search", "How much is the late fee?", "--index", str(index), "--reranker", "rag-e5-ko-en"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("[1] ") and lines[0].endswith("fees.txt")
+    assert "rerank " in lines[1] and "final " in lines[1]
+    assert lines[2].strip() == DOCS["fees.txt"]
+    assert sum(line.startswith("[") for line in lines) == 3  # every passage of this small index
+
+
+def test_search_for_nothing_is_one_clear_line(index):
+    result = runner.invoke(app, ["search", "   ", "--index", str(index)])
+    assert result.exit_code == 1 and "empty question" in result.output and "Traceback" not in result.output
 
 
 def test_ingest_summary_keeps_an_odd_file_name_on_one_line(tmp_path):

@@ -72,6 +72,10 @@ class FaultServer:
             send(200, b"<html>proxy login page</html>", "text/html")
         elif self.mode == "empty":
             send(200, b"data: [DONE]\n\n", "text/event-stream")
+        elif self.mode == "decline":  # the English decline, in pieces, whatever the question's language
+            events = [self.chunk(piece) for piece in ("The documents", " do not", " contain the answer.")]
+            send(200, "".join(f"data: {json.dumps(e)}\n\n" for e in events).encode() + b"data: [DONE]\n\n",
+                 "text/event-stream")  # fmt: skip
         elif self.mode == "loop":  # a model stuck repeating itself, 400 times
             events = [self.chunk("It opens at 9 [1]. ")] + [self.chunk("Who opens it? ")] * 400
             send(200, "".join(f"data: {json.dumps(e)}\n\n" for e in events).encode() + b"data: [DONE]\n\n",

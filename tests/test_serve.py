@@ -152,6 +152,21 @@ def test_streaming_korean_answer_arrives_in_pieces_then_the_sources(client: open
     assert Path(final.model_extra["rag"]["sources"][0]["source"]).name == "holds.txt"
 
 
+def test_a_follow_up_is_retrieved_with_the_question_before_it(client: openai.OpenAI):
+    earlier = "예약한 책이 도착했다는 알림을 받으면 며칠 안에 찾아가야 하나요?"
+    messages = [
+        {"role": "system", "content": "You are helpful."},
+        {"role": "user", "content": earlier},
+        {"role": "assistant", "content": "알림을 받은 날부터 3일 안에 찾아가야 합니다. [1]"},
+        {"role": "user", "content": "그 안에 못 찾아가면 어떻게 되나요?"},
+    ]
+    reply = client.chat.completions.create(model="rag", messages=messages, max_tokens=8)
+    rag = reply.model_extra["rag"]
+    assert rag["question"] == "그 안에 못 찾아가면 어떻게 되나요?"
+    assert rag["retrieval_queries"] == [rag["question"], f"{earlier} {rag['question']}"]
+    assert Path(rag["sources"][0]["source"]).name == "holds.txt"
+
+
 def test_search_returns_ranked_hits_without_the_llm(base_url: str):
     reply = httpx.post(f"{base_url}/v1/search", json={"query": KOREAN, "top_n": 2}, timeout=60)
     assert reply.status_code == 200
@@ -306,6 +321,8 @@ def test_an_uploaded_document_answers_the_next_question_and_its_removal_is_seen(
     assert not Path(doc["path"]).exists()  # an upload belongs to the index
     hits = httpx.post(f"{url}/v1/search", json={"query": "car park basement"}, timeout=60).json()["hits"]
     assert all(Path(h["source"]).name != "parking.md" for h in hits) and _names(url) == {"fees.txt"}
+    scores = [h["final_score"] for h in hits]  # no reranker here: the retrieval score, to sort by
+    assert hits and scores == [h["retrieval_score"] for h in hits] == sorted(scores, reverse=True)
 
 
 def test_a_server_side_path_must_be_under_an_allowed_root(library):

@@ -1,6 +1,7 @@
-"""The checks between the model and the reader (repetition guard, then citation filter, as
-`generate_answer` chains them) release the answer as it is written: they hold back only what may
-still become a repeat or a bad citation, and what they release is the whole final text."""
+"""The checks between the model and the reader (repetition guard, citation filter, then the decline
+filter, as `generate_answer` chains them) release the answer as it is written: they hold back only
+what may still become a repeat, a bad citation or a decline, and what they release is the whole
+final text."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import pytest
 
 from rag.generation.citations import CitationFilter
+from rag.generation.decline import NOT_FOUND, DeclineFilter
 from rag.generation.repetition import RepetitionGuard
 
 
@@ -17,17 +19,50 @@ def tokens(text: str) -> list[str]:
     return re.findall(r"\s*(?:[A-Za-z-]+|[가-힣]|\d+|\S)", text) + ([text[-1]] if text[-1:].isspace() else [])
 
 
-def released(text: str, passages: int = 3) -> tuple[list[str], list[int], RepetitionGuard]:
+def released(text: str, passages: int = 3, lang: str = "en") -> tuple[list[str], list[int], RepetitionGuard]:
     """What each piece releases, and how many characters are held after each (until a loop is cut)."""
-    guard, citations = RepetitionGuard(), CitationFilter(passages)
+    out, held, guard, _ = _chain(text, passages, lang)
+    return out, held, guard
+
+
+def _chain(text: str, passages: int, lang: str):
+    guard, citations, decline = RepetitionGuard(), CitationFilter(passages), DeclineFilter(lang)
     out, held, fed, shown = [], [], 0, 0
     for piece in tokens(text):
-        out.append(citations.feed(guard.feed(piece)))
+        out.append(decline.feed(citations.feed(guard.feed(piece))))
         fed, shown = fed + len(piece), shown + len(out[-1])
         if not guard.stopped:
             held.append(fed - shown)
-    out.append(citations.feed(guard.finish()) + citations.finish())
-    return out, held, guard
+    out.append(decline.feed(citations.feed(guard.finish()) + citations.finish()) + decline.finish())
+    return out, held, guard, decline
+
+
+@pytest.mark.parametrize(
+    ("written", "lang", "shown"),
+    [
+        (NOT_FOUND["en"], "ko", NOT_FOUND["ko"]),  # the model's English decline to a Korean question
+        ("  The documents do not contain the answer", "ko", NOT_FOUND["ko"]),  # no period
+        (NOT_FOUND["ko"], "en", NOT_FOUND["en"]),
+        (NOT_FOUND["ko"], "ko", NOT_FOUND["ko"]),
+    ],
+)
+def test_a_decline_is_shown_in_the_language_of_the_question(written: str, lang: str, shown: str):
+    out, _, _, decline = _chain(written, 3, lang)
+    assert "".join(out) == shown and decline.declined
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The documents say late fees are 100 won a day [1].",
+        "The",
+        "제공된 문서에 따르면 연체료는 하루 100원입니다 [1].",
+    ],
+)
+def test_an_answer_that_starts_like_a_decline_is_released_whole_and_is_no_decline(answer: str):
+    lang = "ko" if answer.startswith("제") else "en"
+    out, _, _, decline = _chain(answer, 3, lang)
+    assert "".join(out) == answer and not decline.declined
 
 
 @pytest.mark.parametrize(

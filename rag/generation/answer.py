@@ -12,7 +12,8 @@ from rag.generation import guard
 from rag.generation.budget import estimate_tokens, fit_context, merge_neighbours
 from rag.generation.citations import CitationFilter
 from rag.generation.context import CONTEXT_VERSION, FLOOR, Scorer, lexical_scorer, select_context
-from rag.generation.prompt import PROMPT_VERSION, build_messages
+from rag.generation.decline import DeclineFilter
+from rag.generation.prompt import PROMPT_VERSION, build_messages, language
 from rag.generation.repetition import RepetitionGuard
 from rag.llm import ChatLLM, LLMError
 from rag.retrieve.hits import Hit
@@ -31,6 +32,7 @@ class Generated:
     cited: list[int] = field(default_factory=list)  # 1-based passages the answer cites, in order
     flagged: list[int] = field(default_factory=list)  # 1-based passages that address the assistant
     repetition_stopped: bool = False
+    abstained: bool = False  # the answer says the passages do not hold it
     first_token_ms: float | None = None
     generate_ms: float = 0.0
     usage: dict = field(default_factory=dict)  # prompt_tokens, completion_tokens, as the engine counted them
@@ -88,9 +90,10 @@ def generate_answer(
 ) -> Generated:
     """Answer `question` from the best `ranked` passages; LLM failures land in `.error`.
 
-    The streamed text passes the repetition guard, then the citation check, so what `on_token`
-    shows is exactly the final `.text`. `scorer` rates sentences against the question (the
-    retriever's embedder, `rag.generation.context.embedding_scorer`); shared words without it."""
+    The streamed text passes the repetition guard, the citation check, then the decline filter (a
+    decline in the question's language), so what `on_token` shows is exactly the final `.text`.
+    `scorer` rates sentences against the question (the retriever's embedder,
+    `rag.generation.context.embedding_scorer`); shared words without it."""
     defences = guard.parse_defences(settings.injection_defences)
     started = time.perf_counter()
     try:
@@ -100,7 +103,7 @@ def generate_answer(
     out = Generated(text="", passages=passages, warnings=warnings)
     if "flag" in defences:
         out.flagged = [n for n, hit in enumerate(passages, 1) if guard.addresses_assistant(hit.chunk.text)]
-    repetition, citations = RepetitionGuard(), CitationFilter(len(passages))
+    repetition, citations, decline = RepetitionGuard(), CitationFilter(len(passages)), DeclineFilter(language(question))
     parts: list[str] = []
 
     def emit(text: str) -> None:
@@ -116,10 +119,10 @@ def generate_answer(
         for piece in stream:
             if out.first_token_ms is None:
                 out.first_token_ms = (time.perf_counter() - started) * 1000
-            emit(citations.feed(repetition.feed(piece)))
+            emit(decline.feed(citations.feed(repetition.feed(piece))))
             if repetition.stopped:
                 break
-        emit(citations.feed(repetition.finish()) + citations.finish())
+        emit(decline.feed(citations.feed(repetition.finish()) + citations.finish()) + decline.finish())
     except LLMError as exc:
         out.error = str(exc)
     finally:
@@ -128,6 +131,7 @@ def generate_answer(
     out.removed_citations = citations.removed
     out.cited = citations.cited
     out.repetition_stopped = repetition.stopped
+    out.abstained = decline.declined
     if repetition.stopped:
         out.warnings.append("the model began repeating itself: the answer was cut there")
     if citations.removed:

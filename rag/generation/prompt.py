@@ -11,15 +11,12 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from rag.generation import guard
+from rag.generation.decline import NOT_FOUND
 from rag.hangul import HANGUL
 from rag.retrieve.hits import Hit
 
 PROMPT_VERSION = "4"  # bump when the messages change: answer caches key on it
 
-NOT_FOUND = {
-    "ko": "제공된 문서에는 이 질문에 대한 정보가 없습니다.",
-    "en": "The documents do not contain the answer.",
-}
 
 SYSTEM = (
     "You answer questions using only the numbered documents the user provides.\n"

@@ -3,7 +3,11 @@ per query, so a half that cannot read a query (a flat list) barely counts."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+
+from rag.retrieve.hits import Hit
 
 CONFIDENCE_AT = 5  # the rank whose score the top score is compared with
 CONFIDENCE_POWER = 2  # sharpens the weights: a flat list gets next to none
@@ -77,3 +81,20 @@ def fuse(
     for chunk_id, score in normalise(lexical).items():
         fused[chunk_id] = fused.get(chunk_id, 0.0) + (1 - weight) * score
     return sorted(fused.items(), key=lambda item: -item[1])
+
+
+RRF_K = 60  # the constant of Cormack et al.'s reciprocal rank fusion: rank 1 vs 10 weighs 1.15x
+
+
+def reciprocal_rank(lists: list[list[Hit]], k: int) -> list[Hit]:
+    """Several ranked lists of one index merged by reciprocal rank (sum of 1 / (RRF_K + rank)):
+    scale-free, so lists from different queries combine. The best `k`, re-ranked, the fused score
+    as their retrieval score."""
+    scores: dict[int, float] = {}
+    first: dict[int, Hit] = {}
+    for hits in lists:
+        for rank, hit in enumerate(hits, 1):
+            scores[hit.chunk.id] = scores.get(hit.chunk.id, 0.0) + 1.0 / (RRF_K + rank)
+            first.setdefault(hit.chunk.id, hit)
+    order = sorted(scores, key=lambda chunk_id: -scores[chunk_id])[:k]
+    return [replace(first[i], retrieval_score=scores[i], retrieval_rank=rank) for rank, i in enumerate(order, 1)]

@@ -46,7 +46,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rag.errors import RagError
 from rag.generation.budget import estimate_tokens
-from rag.pipeline import Answer, Pipeline, hits_as_dicts
+from rag.generation.followup import Turn
+from rag.pipeline import Answer, Pipeline
 from rag.serve.documents import ACCEPT, DocumentError, Documents
 from rag.settings import Settings
 from rag.store import IndexBusy
@@ -131,14 +132,31 @@ class Busy:
                 self.waiting -= 1
 
 
+def _text(message: Message) -> str:
+    content = message.content
+    if isinstance(content, list):  # OpenAI's content parts: keep the text ones
+        content = " ".join(part.get("text", "") for part in content if part.get("type") == "text")
+    return (content or "").strip()
+
+
+def _history(request: ChatRequest) -> list[Turn]:
+    """The conversation before the last user message, as question/answer turns (a question with no
+    answer yet keeps an empty one): a follow-up is rewritten from it before retrieval."""
+    turns: list[Turn] = []
+    last_user = max(i for i, m in enumerate(request.messages) if m.role == "user")
+    for message in request.messages[:last_user]:
+        if message.role == "user":
+            turns.append(Turn(_text(message), ""))
+        elif message.role == "assistant" and turns and not turns[-1].answer:
+            turns[-1] = Turn(turns[-1].question, _text(message))
+    return [turn for turn in turns if turn.question]
+
+
 def _question(request: ChatRequest) -> str:
     users = [m for m in request.messages if m.role == "user"]
     if not users:
         raise ApiError(400, "messages: no user message; the last user message is the question")
-    content = users[-1].content
-    if isinstance(content, list):  # OpenAI's content parts: keep the text ones
-        content = " ".join(part.get("text", "") for part in content if part.get("type") == "text")
-    question = (content or "").strip()
+    question = _text(users[-1])
     if not question:
         raise ApiError(400, "the question (last user message) is empty")
     if len(question) > MAX_QUESTION:
@@ -279,24 +297,22 @@ def create_app(
         if not query:
             raise ApiError(400, "query is empty")
         pipeline.refresh()
-        answer = Answer(question=query, sources=[])
         try:
-            hits = pipeline.sources(query, answer)
+            return pipeline.search(query, body.top_n).as_dict()
         except RagError as exc:
             raise ApiError(400, str(exc)) from exc
-        return {"query": query, "hits": hits_as_dicts(hits[: body.top_n]), "timings_ms": answer.timings_ms}
 
     @app.post("/v1/chat/completions")
     def chat(body: ChatRequest):
-        question = _question(body)
+        question, history = _question(body), _history(body)
         if body.stream:
             return StreamingResponse(
-                _stream(pipeline, busy, question, body.include_usage, body.token_cap),
+                _stream(pipeline, busy, question, history, body.include_usage, body.token_cap),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},  # no proxy holds the tokens back
             )
         with busy.turn():
-            answer = _ask(pipeline, question, max_tokens=body.token_cap)
+            answer = _ask(pipeline, question, history, max_tokens=body.token_cap)
         if answer.error:
             return _error(ApiError(502, f"the LLM failed: {answer.error}", "llm_error"), rag=_extra(answer))
         usage, estimated = _usage(answer)
@@ -356,10 +372,12 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return bytes(data)
 
 
-def _ask(pipeline: Pipeline, question: str, on_token=None, max_tokens: int | None = None) -> Answer:
+def _ask(
+    pipeline: Pipeline, question: str, history: list[Turn], on_token=None, max_tokens: int | None = None
+) -> Answer:
     pipeline.refresh()
     try:
-        return pipeline.ask(question, on_token=on_token, max_tokens=max_tokens)
+        return pipeline.ask(question, on_token=on_token, max_tokens=max_tokens, history=history)
     except RagError as exc:
         raise ApiError(422, str(exc)) from exc
 
@@ -382,7 +400,12 @@ class ClientGone(Exception):
 
 
 def _stream(
-    pipeline: Pipeline, busy: Busy, question: str, include_usage: bool = False, max_tokens: int | None = None
+    pipeline: Pipeline,
+    busy: Busy,
+    question: str,
+    history: list[Turn],
+    include_usage: bool = False,
+    max_tokens: int | None = None,
 ) -> Iterator[str]:
     """SSE in OpenAI's chunk format; the chunk with the `finish_reason` carries `rag` (sources,
     warnings, error), and with `include_usage` a last chunk with empty `choices` carries `usage`.
@@ -404,7 +427,7 @@ def _stream(
     def run() -> None:
         try:
             with busy.turn():
-                outcome["answer"] = _ask(pipeline, question, on_token=put, max_tokens=max_tokens)
+                outcome["answer"] = _ask(pipeline, question, history, on_token=put, max_tokens=max_tokens)
         except ApiError as exc:
             outcome["error"] = exc
         except ClientGone:

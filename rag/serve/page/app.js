@@ -112,6 +112,13 @@ function renderSources(extra) {
     list.append(item);
   });
   const notes = $("#notes");
+  if (extra.abstained) {
+    const korean = /[\uac00-\ud7a3]/.test(question);
+    const note = korean
+      ? "문서에서 답을 찾지 못했습니다. 가장 가까운 출처를 아래에 보여 드립니다."
+      : "The documents do not answer this: the nearest sources are listed below.";
+    notes.append(element("p", note, "abstained"));
+  }
   for (const warning of extra.warnings || []) notes.append(element("p", `warning: ${warning}`));
   if (extra.error) notes.append(element("p", `error: ${extra.error}`, "error"));
 }
