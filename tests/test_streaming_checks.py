@@ -9,9 +9,13 @@ import re
 
 import pytest
 
+from rag.generation.answer import _unsupported
 from rag.generation.citations import CitationFilter
 from rag.generation.decline import NOT_FOUND, DeclineFilter
+from rag.generation.prompt import EXAMPLE_ANSWER
 from rag.generation.repetition import RepetitionGuard
+from rag.retrieve.hits import Hit
+from rag.store import StoredChunk
 
 
 def tokens(text: str) -> list[str]:
@@ -26,7 +30,7 @@ def released(text: str, passages: int = 3, lang: str = "en") -> tuple[list[str],
 
 
 def _chain(text: str, passages: int, lang: str):
-    guard, citations, decline = RepetitionGuard(), CitationFilter(passages), DeclineFilter(lang)
+    guard, citations, decline = RepetitionGuard(), CitationFilter(passages), DeclineFilter(lang, [EXAMPLE_ANSWER])
     out, held, fed, shown = [], [], 0, 0
     for piece in tokens(text):
         out.append(decline.feed(citations.feed(guard.feed(piece))))
@@ -44,6 +48,13 @@ def _chain(text: str, passages: int, lang: str):
         ("  The documents do not contain the answer", "ko", NOT_FOUND["ko"]),  # no period
         (NOT_FOUND["ko"], "en", NOT_FOUND["en"]),
         (NOT_FOUND["ko"], "ko", NOT_FOUND["ko"]),
+        (f"{NOT_FOUND['en']} [1]", "ko", NOT_FOUND["ko"]),  # a decline citing a passage
+        (EXAMPLE_ANSWER, "ko", NOT_FOUND["ko"]),  # the worked example copied (measured, nothing relevant retrieved)
+        (
+            f"{NOT_FOUND['en']} However, [2] says the café opens at 9.",
+            "en",
+            f"{NOT_FOUND['en']} However, [2] says the café opens at 9.",
+        ),
     ],
 )
 def test_a_decline_is_shown_in_the_language_of_the_question(written: str, lang: str, shown: str):
@@ -95,3 +106,13 @@ def test_a_repeat_is_never_released_and_what_was_released_is_the_answer():
     loop = "The answer is " + "very " * 30
     out, held, guard = released(loop)
     assert guard.stopped and "".join(out).count("very") <= 2 and max(held) < 3 * len("very very ")
+
+
+def test_the_worked_example_copied_is_a_decline_only_where_the_passages_do_not_hold_its_facts():
+    def passage(text: str) -> Hit:
+        return Hit(StoredChunk(1, "/d/x.txt", "x", None, 0, len(text), text), 1.0, 1)
+
+    cafe = passage("The café on the ground floor opens at 9:00.")
+    cards = passage("The first replacement costs 1,000 won. Every further replacement costs 3,000 won.")
+    assert _unsupported([EXAMPLE_ANSWER], [cafe]) == [EXAMPLE_ANSWER]
+    assert _unsupported([EXAMPLE_ANSWER], [cafe, cards]) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from rag.generation.budget import estimate_tokens, fit_context, merge_neighbours
 from rag.generation.citations import CitationFilter
 from rag.generation.context import CONTEXT_VERSION, FLOOR, Scorer, lexical_scorer, select_context
 from rag.generation.decline import DeclineFilter
-from rag.generation.prompt import PROMPT_VERSION, build_messages, language
+from rag.generation.prompt import EXAMPLE_ANSWER, PROMPT_VERSION, build_messages, language
 from rag.generation.repetition import RepetitionGuard
 from rag.llm import ChatLLM, LLMError
 from rag.retrieve.hits import Hit
@@ -53,6 +54,13 @@ def fingerprint(settings: Settings, model: str, engine: str = "llamacpp") -> str
         "defences": sorted(guard.parse_defences(settings.injection_defences)),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _unsupported(examples: list[str], passages: list[Hit]) -> list[str]:
+    """The worked examples' answers whose numbers the passages do not hold: a copy of one of those
+    is no answer (a copy the passages support, "1,000원" over docs_corpus's lost-card policy, is)."""
+    text = " ".join(hit.chunk.text for hit in passages)
+    return [e for e in examples if not all(n in text for n in re.findall(r"\d[\d,]*\d|\d", e.split("[")[0]))]
 
 
 def _counter(llm: ChatLLM) -> Callable[[str], int]:
@@ -103,7 +111,11 @@ def generate_answer(
     out = Generated(text="", passages=passages, warnings=warnings)
     if "flag" in defences:
         out.flagged = [n for n, hit in enumerate(passages, 1) if guard.addresses_assistant(hit.chunk.text)]
-    repetition, citations, decline = RepetitionGuard(), CitationFilter(len(passages)), DeclineFilter(language(question))
+    repetition, citations, decline = (
+        RepetitionGuard(),
+        CitationFilter(len(passages)),
+        DeclineFilter(language(question), copied=_unsupported([EXAMPLE_ANSWER], passages)),
+    )
     parts: list[str] = []
 
     def emit(text: str) -> None:

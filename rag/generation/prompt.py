@@ -18,6 +18,8 @@ from rag.retrieve.hits import Hit
 PROMPT_VERSION = "4"  # bump when the messages change: answer caches key on it
 
 
+EXAMPLE_ANSWER = "분실한 카드는 1,000원에 재발급됩니다 [2]."  # the worked example's: a copy of it is no answer
+
 SYSTEM = (
     "You answer questions using only the numbered documents the user provides.\n"
     "Rules:\n"
@@ -34,7 +36,7 @@ SYSTEM = (
     '<document id="1" title="Returns">\n│ Returned books are back on the shelf within 2 days.\n</document>\n'
     '<document id="2" title="Fees">\n│ Lost cards are replaced for 1,000 won.\n</document>\n'
     "Question: 잃어버린 카드를 다시 만들려면 얼마인가요?\n"
-    "Answer: 분실한 카드는 1,000원에 재발급됩니다 [2].\n"
+    f"Answer: {EXAMPLE_ANSWER}\n"
     "\n"
     "Example 2\n"
     '<document id="1" title="Returns">\n│ Returned books are back on the shelf within 2 days.\n</document>\n'
