@@ -192,11 +192,12 @@ class Pipeline:
         thread.start()
         return thread
 
-    def sources(self, queries: list[str], answer: Answer, top_n: int | None = None) -> list[Hit]:
-        """The `top_n` best passages: retrieved (for several queries, a follow-up's, their lists
-        fused), then reranked for the first query when a reranker is set. Without one,
+    def sources(self, queries: str | list[str], answer: Answer, top_n: int | None = None) -> list[Hit]:
+        """The `top_n` best passages for a question (or a follow-up's queries, their lists fused):
+        retrieved, then reranked for the first query when a reranker is set. Without one,
         `final_score` is the retrieval score, so a client always has one score to sort by."""
         started = time.perf_counter()
+        queries = [queries] if isinstance(queries, str) else queries
         question, k = queries[0], self.settings.candidates
         lists = [self.retriever.retrieve(query, k) for query in queries]
         hits = lists[0] if len(lists) == 1 else reciprocal_rank(lists, k)
@@ -225,7 +226,7 @@ class Pipeline:
     def search(self, query: str, top_n: int | None = None) -> Search:
         """Retrieve and rerank with no LLM: `rag search` and `/v1/search`."""
         answer = Answer(question=query, sources=[])
-        hits = self.sources([query], answer, top_n)
+        hits = self.sources(query, answer, top_n)
         return Search(query, hits, answer.timings_ms, self._models(), self._warnings())
 
     def ask(
