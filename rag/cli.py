@@ -280,6 +280,12 @@ def _answer_one(pipeline, question: str, as_json: bool, history: list | None = N
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if answer.error:
         err.print(f"[bold red]error:[/] {answer.error}", highlight=False)
+    for check in answer.checks:
+        if not check.supported:
+            cited = "".join(f"[{n}]" for n in check.cited) or "any source"
+            out.print(
+                f"[yellow]⚠ not in {cited}: {', '.join(check.missing)}[/] — {escape(check.sentence)}", highlight=False
+            )
     _print_sources(answer)
     t = answer.timings_ms
     out.print(

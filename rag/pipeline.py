@@ -37,6 +37,7 @@ class Answer:
     usage: dict = field(default_factory=dict)  # prompt_tokens, completion_tokens of the LLM call
     abstained: bool = False  # the answer says the passages do not hold it; the sources are the nearest
     retrieval_queries: list[str] = field(default_factory=list)  # a follow-up's (rag.generation.followup)
+    checks: list = field(default_factory=list)  # rag.generation.support.SentenceCheck per answer sentence
 
     def as_dict(self) -> dict:
         """The JSON both `rag ask --json` and `rag serve` give: the answer, its sources and scores."""
@@ -53,6 +54,7 @@ class Answer:
             "models": self.models,
             "usage": self.usage,
             "abstained": self.abstained,
+            "sentence_checks": [check.as_dict() for check in self.checks],
         }
 
 
@@ -266,6 +268,7 @@ class Pipeline:
         answer.removed_citations = generated.removed_citations
         answer.usage = generated.usage
         answer.abstained = generated.abstained
+        answer.checks = generated.checks
         answer.timings_ms["generate"] = round(generated.generate_ms, 1)
         if generated.first_token_ms is not None:
             answer.timings_ms["first_token"] = round(generated.first_token_ms, 1)

@@ -16,6 +16,7 @@ from rag.generation.context import CONTEXT_VERSION, FLOOR, Scorer, lexical_score
 from rag.generation.decline import DeclineFilter
 from rag.generation.prompt import EXAMPLE_ANSWER, PROMPT_VERSION, build_messages, language
 from rag.generation.repetition import RepetitionGuard
+from rag.generation.support import SentenceCheck, check_answer
 from rag.llm import ChatLLM, LLMError
 from rag.retrieve.hits import Hit
 from rag.settings import Settings
@@ -34,6 +35,7 @@ class Generated:
     flagged: list[int] = field(default_factory=list)  # 1-based passages that address the assistant
     repetition_stopped: bool = False
     abstained: bool = False  # the answer says the passages do not hold it
+    checks: list[SentenceCheck] = field(default_factory=list)  # each sentence against what it cites
     first_token_ms: float | None = None
     generate_ms: float = 0.0
     usage: dict = field(default_factory=dict)  # prompt_tokens, completion_tokens, as the engine counted them
@@ -144,6 +146,7 @@ def generate_answer(
     out.cited = citations.cited
     out.repetition_stopped = repetition.stopped
     out.abstained = decline.declined
+    out.checks = [] if out.abstained else check_answer(out.text, passages, scorer)
     if repetition.stopped:
         out.warnings.append("the model began repeating itself: the answer was cut there")
     if citations.removed:

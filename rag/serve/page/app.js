@@ -119,6 +119,11 @@ function renderSources(extra) {
       : "The documents do not answer this: the nearest sources are listed below.";
     notes.append(element("p", note, "abstained"));
   }
+  for (const check of extra.sentence_checks || []) {
+    if (check.supported) continue;
+    const cited = check.cited.map((n) => `[${n}]`).join("") || "any source";
+    notes.append(element("p", `⚠ not in ${cited}: ${check.missing.join(", ")} — ${check.sentence}`, "unsupported"));
+  }
   for (const warning of extra.warnings || []) notes.append(element("p", `warning: ${warning}`));
   if (extra.error) notes.append(element("p", `error: ${extra.error}`, "error"));
 }
