@@ -87,8 +87,10 @@ def parse_records(data: bytes) -> list[Record]:
     return roots
 
 
-def paragraph_text(payload: bytes) -> str:
-    """The characters of a PARA_TEXT record: tabs and line breaks kept, controls dropped."""
+def paragraph_text(payload: bytes, autonumbers: list[str] | None = None) -> str:
+    """The characters of a PARA_TEXT record: tabs and line breaks kept, controls dropped, except
+    an auto number ("표 1"), written as the number its control (`autonumbers`, in order) holds."""
+    numbers = iter(autonumbers or [])
     units = array("H")
     units.frombytes(payload[: len(payload) // 2 * 2])
     kept = array("H")
@@ -109,6 +111,8 @@ def paragraph_text(payload: bytes) -> str:
         else:
             if unit == 9:
                 kept.append(9)
+            elif unit == 18 and units[i + 1 : i + 3].tobytes()[::-1] == b"atno":
+                kept.extend(ord(c) for c in next(numbers, ""))
             i += 8
     return without_private_use(kept.tobytes().decode("utf-16-le", errors="replace")).strip()
 
@@ -124,6 +128,15 @@ def without_private_use(text: str) -> str:
 
 def _ctrl_id(record: Record) -> str:
     return record.payload[:4][::-1].decode("latin-1")
+
+
+def _autonumber(record: Record) -> str:
+    """The number an auto-number control ('atno') shows, a UINT16 after its id and attributes, for
+    the kinds a caption names (attributes bits 0-3: 3 picture, 4 table, 5 equation); page and
+    note numbers say nothing in the text."""
+    if len(record.payload) < 10 or int.from_bytes(record.payload[4:8], "little") & 0xF not in (3, 4, 5):
+        return ""
+    return str(int.from_bytes(record.payload[8:10], "little"))
 
 
 @dataclass
@@ -193,9 +206,10 @@ def _table(control: Record, doc: Furniture) -> str:
 def _paragraph(header: Record, doc: Furniture) -> list[str]:
     """This paragraph's text, then what its controls hold (tables, footnotes, text boxes)."""
     text, after = "", []
+    autonumbers = [_autonumber(c) for c in header.children if c.tag == TAG_CTRL_HEADER and _ctrl_id(c) == "atno"]
     for child in header.children:
         if child.tag == TAG_PARA_TEXT:
-            text = paragraph_text(child.payload)
+            text = paragraph_text(child.payload, autonumbers)
         elif child.tag == TAG_CTRL_HEADER:
             kind = _ctrl_id(child)
             if kind == "tbl ":

@@ -27,6 +27,7 @@ from ingest.tables import grid, render_table
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 _SECTION = re.compile(r"^Contents/section(\d+)\.xml$")
 _INLINE = {"tab": "\t", "lineBreak": "\n", "nbSpace": " ", "fwSpace": " "}
+_CAPTION_NUMBERS = {"PICTURE", "TABLE", "EQUATION"}
 _SKIP = {"secPr", "colPr", "linesegarray", "pageNum", "pageHiding", "fieldEnd", "bookmark"}
 
 
@@ -68,6 +69,8 @@ class _Reader:
             name = _local(child)
             if name == "t":
                 text.append(_text_of_t(child))
+            elif name == "autoNum":  # "표 1": a caption's number, as the HWP reader writes it
+                text.append(child.get("num", "") if child.get("numType") in _CAPTION_NUMBERS else "")
             elif name == "tbl":
                 after.append(self.table(child))
             elif name in ("header", "footer"):

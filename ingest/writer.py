@@ -51,9 +51,9 @@ from rag.store import (
 Progress = Callable[[str, int, int], None]
 CHUNKER_VERSION = "kiwi-sentences-1"
 # bump when a loader reads files differently (2: a plain text file's title is its first line;
-# 3: docx tables as rows that keep their column names, HWP/HWPX/xlsx/csv/tsv/pptx read):
-# an index made before is re-read whole on its next ingest
-LOADER_VERSION = "3"
+# 3: docx tables as rows that keep their column names, HWP/HWPX/xlsx/csv/tsv/pptx read;
+# 4: HWP/HWPX auto numbers, "표 1"): an index made before is re-read whole on its next ingest
+LOADER_VERSION = "4"
 
 
 @dataclass

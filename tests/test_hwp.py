@@ -92,9 +92,9 @@ def test_each_section_is_a_page_in_order(suffix):
 
 
 @pytest.mark.parametrize("suffix", [".hwp", ".hwpx"])
-def test_table_captions_come_before_their_table(suffix):
+def test_table_captions_come_before_their_table_with_their_numbers(suffix):
     text = text_of(f"table-caption{suffix}")
-    assert text.startswith("표  위 캡션\n\n표  아래 캡션\n\n표  왼쪽")
+    assert text.startswith("표 1 위 캡션\n\n표 2 아래 캡션\n\n표 3 왼쪽")
 
 
 def test_hwp_cells_land_at_their_row_and_column():
