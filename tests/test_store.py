@@ -104,6 +104,55 @@ def test_an_index_written_before_the_ocr_column_is_read_and_migrated_by_its_next
     assert set(indexed(index_dir)) == {"fees.txt", "hours.md", "대출.txt"}
 
 
+def test_a_milvus_collection_written_before_the_ocr_field_is_read_and_its_rows_carried_over(
+    folder, index_dir, monkeypatch
+):
+    from rag.store import milvus
+
+    monkeypatch.setenv("RAG_STORE", "milvus")
+    with monkeypatch.context() as old_release:  # fault injection: the schema and rows of the last release
+        create, new_rows = milvus.MilvusStore._create_generation, milvus.MilvusStore._new_rows
+
+        def without_ocr(self, collection, dimension, manifest):
+            real = self.client.create_schema
+
+            def schema(**kwargs):
+                made = real(**kwargs)
+                add = made.add_field
+                made.add_field = lambda name, *a, **k: None if name == "ocr" else add(name, *a, **k)
+                return made
+
+            self.client.create_schema = schema
+            try:
+                create(self, collection, dimension, manifest)
+            finally:
+                del self.client.create_schema
+
+        old_release.setattr(milvus.MilvusStore, "_create_generation", without_ocr)
+        old_release.setattr(
+            milvus.MilvusStore,
+            "_new_rows",
+            staticmethod(
+                lambda changes, next_id: (
+                    {k: v for k, v in r.items() if k != "ocr"} for r in new_rows(changes, next_id)
+                )
+            ),
+        )
+        ingest(index_dir, folder)
+    try:
+        store = store_of(index_dir)
+        fields = {f["name"] for f in store.client.describe_collection(store.generation())["fields"]}
+        assert "ocr" not in fields and "page" in fields
+        assert top_source(index_dir, "How much is the late fee?") == "fees.txt"
+        (folder / "hours.md").write_text("# Hours\n\nThe library opens at 10 on weekdays.", encoding="utf-8")
+        assert ingest(index_dir, folder).ingested == [str(folder / "hours.md")]
+        assert set(indexed(index_dir)) == {"fees.txt", "hours.md", "대출.txt"}  # old rows kept, with ocr False
+        reader = store_of(index_dir).reader()
+        assert not any(chunk.ocr for chunk in reader.chunks(list(range(1, 10))).values())
+    finally:
+        milvus.release_all()
+
+
 def test_skipped_files_are_reported_with_reasons(folder, index_dir, monkeypatch):
     (folder / "blob.txt").write_bytes(b"\x00\x01binary")
     (folder / "empty.md").write_text("")
