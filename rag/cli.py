@@ -245,11 +245,34 @@ def _print_hit(rank: int, hit) -> None:
     out.print(f"    [dim]{shown}[/]", highlight=False)
 
 
+# What the CLI says around an answer, in the question's language (rag.generation.prompt.language)
+_SAID = {
+    "en": {
+        "sources": "Sources (most relevant first)",
+        "nearest": "Nearest sources (they do not answer it)",
+        "not_in": "⚠ not in {cited}: {missing}",
+        "any": "any source",
+    },
+    "ko": {
+        "sources": "출처 (관련 있는 순서)",
+        "nearest": "가장 가까운 출처 (답은 들어 있지 않습니다)",
+        "not_in": "⚠ {cited}에 없는 내용: {missing}",
+        "any": "출처",
+    },
+}
+
+
+def _said(answer) -> dict[str, str]:
+    from rag.generation.prompt import language
+
+    return _SAID[language(answer.question)]
+
+
 def _print_sources(answer) -> None:
     """One source per entry, path on its own line: a table folds paths mid-name on an 80-column
     terminal (seven score columns leave the path 13 characters), and a folded path cannot be copied."""
-    heading = "Nearest sources (they do not answer it)" if answer.abstained else "Sources (most relevant first)"
-    out.print(heading, style="bold", highlight=False)
+    said = _said(answer)
+    out.print(said["nearest"] if answer.abstained else said["sources"], style="bold", highlight=False)
     for rank, hit in enumerate(answer.sources, 1):
         _print_hit(rank, hit)
         if rank in answer.flagged:
@@ -280,12 +303,12 @@ def _answer_one(pipeline, question: str, as_json: bool, history: list | None = N
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if answer.error:
         err.print(f"[bold red]error:[/] {answer.error}", highlight=False)
+    said = _said(answer)
     for check in answer.checks:
         if not check.supported:
-            cited = "".join(f"[{n}]" for n in check.cited) or "any source"
-            out.print(
-                f"[yellow]⚠ not in {cited}: {', '.join(check.missing)}[/] — {escape(check.sentence)}", highlight=False
-            )
+            cited = "".join(f"[{n}]" for n in check.cited) or said["any"]
+            flag = said["not_in"].format(cited=cited, missing=", ".join(check.missing))
+            out.print(f"[yellow]{escape(flag)}[/] — {escape(check.sentence)}", highlight=False)
     _print_sources(answer)
     t = answer.timings_ms
     out.print(

@@ -137,7 +137,7 @@ def test_a_korean_question_the_documents_do_not_answer_is_declined_in_korean(ind
         server.close()
     payload = json.loads(as_json.stdout)
     assert payload["answer"] == NOT_FOUND["ko"] and payload["abstained"] is True and payload["sources"]
-    assert printed.stdout.startswith(NOT_FOUND["ko"]) and "Nearest sources (they do not answer it)" in printed.stdout
+    assert printed.stdout.startswith(NOT_FOUND["ko"]) and "가장 가까운 출처 (답은 들어 있지 않습니다)" in printed.stdout
 
 
 def test_search_ranks_passages_with_no_llm_and_a_score_to_sort_by(index, monkeypatch):
