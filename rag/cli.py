@@ -224,10 +224,11 @@ def _watch(writer, paths: list[Path]) -> None:
 
 
 def _where(chunk) -> str:
-    """The page, and whether its text came from OCR (a scan: a reader should check the page itself)."""
+    """The page, and whether its text came from OCR (a scan: a reader should check the page itself;
+    only PDF pages are OCR'd, so an OCR'd chunk always has a page)."""
     if not chunk.page:
-        return "  (OCR)" if chunk.ocr else ""
-    return f"  (page {chunk.page}, OCR of a scan)" if chunk.ocr else f"  (page {chunk.page})"
+        return ""
+    return f"  (page {chunk.page}{', OCR of a scan' if chunk.ocr else ''})"
 
 
 def _print_hit(rank: int, hit) -> None:

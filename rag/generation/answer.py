@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from rag.generation.context import CONTEXT_VERSION, FLOOR, Scorer, lexical_score
 from rag.generation.decline import DeclineFilter
 from rag.generation.prompt import EXAMPLE_ANSWER, PROMPT_VERSION, build_messages, language
 from rag.generation.repetition import RepetitionGuard
-from rag.generation.support import SentenceCheck, check_answer
+from rag.generation.support import SentenceCheck, check_answer, claimed_numbers, held_numbers
 from rag.llm import ChatLLM, LLMError
 from rag.retrieve.hits import Hit
 from rag.settings import Settings
@@ -61,8 +60,8 @@ def fingerprint(settings: Settings, model: str, engine: str = "llamacpp") -> str
 def _unsupported(examples: list[str], passages: list[Hit]) -> list[str]:
     """The worked examples' answers whose numbers the passages do not hold: a copy of one of those
     is no answer (a copy the passages support, "1,000원" over docs_corpus's lost-card policy, is)."""
-    text = " ".join(hit.chunk.text for hit in passages)
-    return [e for e in examples if not all(n in text for n in re.findall(r"\d[\d,]*\d|\d", e.split("[")[0]))]
+    held = held_numbers(" ".join(hit.chunk.text for hit in passages))
+    return [example for example in examples if not claimed_numbers(example) <= held]
 
 
 def _counter(llm: ChatLLM) -> Callable[[str], int]:

@@ -45,6 +45,11 @@ def numbers(text: str) -> set[str]:
     return {n.replace(",", "").lstrip("0") or "0" for n in _NUMBER.findall(text) if n.strip(",")}
 
 
+def claimed_numbers(sentence: str) -> set[str]:
+    """The numbers a sentence states, its citations ([2]) not counted."""
+    return numbers(_CITED.sub("", sentence))
+
+
 def held_numbers(text: str) -> set[str]:
     """The numbers a passage holds: its digits and its number words before a counter."""
     words = {str(_KOREAN[w]) for w in _KOREAN_WORD.findall(text)}
@@ -78,7 +83,7 @@ def check_answer(text: str, passages: list[Hit], scorer: Scorer | None = None) -
         given = [passages[n - 1] for n in cited if 0 < n <= len(passages)] or passages
         source = " ".join(hit.chunk.text for hit in given)
         claim = _CITED.sub("", sentence)
-        missing = sorted(numbers(claim) - held_numbers(source), key=lambda n: (len(n), n))
+        missing = sorted(claimed_numbers(sentence) - held_numbers(source), key=lambda n: (len(n), n))
         support = None
         if scorer is not None and source.strip():
             spans = [source[s:e] for s, e in split_sentences(source)]
