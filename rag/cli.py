@@ -489,6 +489,9 @@ def eval_command(
         bool, typer.Option("--generate", help="Also generate and score answers (cached: a rerun resumes)")
     ] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Report folder [default: rag-eval/DATASET]")] = None,
+    answers: Annotated[
+        Path | None, typer.Option(help="Folder of cached answers [default: RAG_EVAL_ANSWERS_DIR or the eval cache]")
+    ] = None,
     embedder: Annotated[str | None, typer.Option(help="sentence-transformers id or path")] = None,
     store: StoreOpt = None,
 ) -> None:
@@ -498,7 +501,7 @@ def eval_command(
     from rag.eval.runner import Evaluator, Experiment, parse_arms, parse_candidates
     from rag.rerank.reranker import RerankerUnavailable, reranker_from
 
-    settings = _settings(embedder=embedder, store=store)
+    settings = _settings(embedder=embedder, store=store, eval_answers_dir=answers)
     counts = parse_candidates(candidates)
     data = load_eval_set(dataset, fmt, split, limit)
     if not reranker:  # the configured reranker joins when it can be loaded; explicit ones must load

@@ -268,6 +268,16 @@ def _openvino_chat(model_name: str, threads: int, context: int):
     return loaded
 
 
+def planned_identity(settings: Settings) -> tuple[str, str] | None:
+    """The (model, engine) `open_llm` is asked for, known without starting anything, so cached
+    answers can be found before a model loads; None when only the endpoint can name its model.
+    A fallback (OpenVINO missing) shows when the LLM opens: callers compare then."""
+    if settings.llm_base_url or settings.llm_api_key:
+        return (settings.llm_model, "openai") if settings.llm_model else None
+    engine = "openvino" if settings.llm_engine == "openvino" else "llamacpp"
+    return local_model(settings.llm_model).served_as, engine
+
+
 def open_llm(settings: Settings) -> ChatLLM:
     """The configured endpoint, else the local model on the engine `RAG_LLM_ENGINE` asks for.
 

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     index_dir: Path = Field(default_factory=default_index_dir)
 
     eval_cache_dir: Path = Field(default_factory=default_eval_cache_dir)
+    # generated answers `rag eval --generate` keeps; None: EVAL_CACHE_DIR/answers. A folder in a
+    # repository lets an experiment's answers travel with it (`make experiment`).
+    eval_answers_dir: Path | None = None
 
     # where the index lives (rag.store): "local" (FAISS + SQLite in index_dir) or "milvus"
     store: str = "local"
@@ -66,10 +69,10 @@ class Settings(BaseSettings):
             raise ValueError(f"RAG_CONTEXT '{value}' is not a context mode: choose sentences or passages")
         return value
 
-    @field_validator("index_dir", "eval_cache_dir")
+    @field_validator("index_dir", "eval_cache_dir", "eval_answers_dir")
     @classmethod
-    def _expand_user(cls, value: Path) -> Path:
-        return Path(value).expanduser()
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        return None if value is None else Path(value).expanduser()
 
     # ingest
     embedder: str = DEFAULT_EMBEDDER

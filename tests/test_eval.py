@@ -377,6 +377,18 @@ def test_generate_resumes_from_cached_answers_and_compares_arms(
     assert retried.runs[0].generation["llm_failures"] == 0 and retried.runs[0].generation["cached"] == 0
     assert cached_lines() == 12
 
+    # every answer cached: the report rebuilds without a word to the LLM, from a folder of one's choosing
+    llm_server.mode, asked = "500", llm_server.requests
+    moved = tmp_path / "experiment-answers"
+    (tmp_path / "cache" / "answers").rename(moved)
+    kept = settings.model_copy(update={"eval_answers_dir": moved})
+    experiment = Experiment(data, kept, ["hybrid"], ["none"], [3], generate=True, cached_only=True)
+    rebuilt = Evaluator(experiment).run()
+    assert llm_server.requests == asked and rebuilt.runs[0].generation == base.generation | {"cached": 2.0}
+    missing = Experiment(data, settings, ["hybrid"], ["none"], [3], generate=True, cached_only=True)
+    with pytest.raises(RagError, match=r"2 of 2 answers for hybrid\+none are not in .*answers"):
+        Evaluator(missing).run()
+
 
 def write_sec10q(folder: Path, rows: list[list[str]]) -> Path:
     (folder / "docs").mkdir(parents=True)

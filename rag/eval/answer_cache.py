@@ -42,9 +42,9 @@ def passages_of(hits: Sequence[Hit]) -> list[str]:
     return [f"{h.chunk.title}\x1f{h.chunk.page}\x1f{h.chunk.text}" for h in hits]
 
 
-def cache_path(cache_dir: Path, dataset_name: str, corpus_key: str) -> Path:
+def cache_path(answers_dir: Path, dataset_name: str, corpus_key: str) -> Path:
     safe = re.sub(r"[^\w.-]+", "_", dataset_name)
-    return cache_dir / "answers" / f"{safe}-{corpus_key}.jsonl"
+    return answers_dir / f"{safe}-{corpus_key}.jsonl"
 
 
 class AnswerCache:

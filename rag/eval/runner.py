@@ -25,7 +25,7 @@ from rag.eval.datasets import EvalSet, Question
 from rag.eval.stats import Interval, paired_bootstrap
 from rag.generation import fingerprint, generate_answer
 from rag.generation.context import Scorer, embedding_scorer
-from rag.llm import LLM, ChatLLM, Endpoint, LLMError, open_llm
+from rag.llm import LLM, ChatLLM, Endpoint, LLMError, open_llm, planned_identity
 from rag.models.embedder import backend_version, prefixes
 from rag.rerank.reranker import NO_RERANK, Reranker, reranker_from
 from rag.retrieve.hits import Hit
@@ -71,6 +71,7 @@ class Experiment:
     rerankers: list[str]
     candidates: list[int]
     generate: bool = False
+    cached_only: bool = False  # answers come from the cache only: a missing one is an error, no LLM loads
     runs: list[Run] = field(default_factory=list)
     deltas: list[Delta] = field(default_factory=list)
     ingest_seconds: float = 0.0
@@ -263,53 +264,73 @@ class Evaluator:
         return max(below) if below else min(self.x.candidates)
 
     def _llm_client(self) -> ChatLLM:
-        """Opened on first use (the local LLM starts a server), with the fingerprint answers are cached under."""
+        """Opened on first use (the local LLM starts a server); it names the model and engine."""
         if self._llm is None:
             self._llm = open_llm(self.x.settings)
-            self.x.llm_model = self._llm.model
-            self.x.generation_fingerprint = fingerprint(self.x.settings, self._llm.model, self._llm.engine)
+            self._identify(self._llm.model, self._llm.engine)
         return self._llm
+
+    def _identify(self, model: str, engine: str) -> None:
+        self.x.llm_model = model
+        self.x.generation_fingerprint = fingerprint(self.x.settings, model, engine)
 
     def _answer_cache(self) -> AnswerCache:
         if self._cache is None:
-            d = self.x.dataset
+            d, s = self.x.dataset, self.x.settings
             corpus = f"{d.format}-{d.corpus_key()}"
-            self._cache = AnswerCache(cache_path(self.x.settings.eval_cache_dir, d.name, corpus))
+            folder = s.eval_answers_dir or s.eval_cache_dir / "answers"
+            self._cache = AnswerCache(cache_path(folder, d.name, corpus))
         return self._cache
+
+    def _cached(self, arm: str, passages: list[list[Hit]]) -> tuple[list[str], list[CachedAnswer | None]]:
+        """Each question's cache key and cached answer under the current generation fingerprint."""
+        fp = self.x.generation_fingerprint or ""
+        keys = [answer_key(q.question, arm, passages_of(top), fp) for q, top in zip(self.x.dataset.questions, passages)]
+        return keys, [self._answer_cache().get(key) for key in keys]
 
     def _generate(
         self, ranked: list[list[Hit]], retriever_name: str, reranker_name: str, count: int
     ) -> tuple[dict[str, float], list[dict[str, float]], dict[str, float]]:
         """Answer every question from the arm's top_n passages, reusing cached answers.
 
+        The LLM is opened only when an answer is missing, so a run whose answers are all cached
+        (`make experiment` on a fresh clone) rebuilds its report without loading a model.
         Returns the mean scores (with answered / cached / llm_failures counts), each question's
         scores, and the generation latency. A failed answer is scored as empty and not cached, so a
         later run asks again.
         """
         s = self.x.settings
-        llm = self._llm_client()
-        cache = self._answer_cache()
         questions = self.x.dataset.questions
         label, arm = f"{retriever_name}+{reranker_name}", f"{retriever_name}+{reranker_name}@{count}"
         passages = [hits[: s.top_n] for hits in ranked]
-        keys = [
-            answer_key(q.question, arm, passages_of(top), self.x.generation_fingerprint or "")
-            for q, top in zip(questions, passages)
-        ]
-        answers: list[CachedAnswer | None] = [cache.get(key) for key in keys]
+        if self.x.generation_fingerprint is None and (planned := planned_identity(s)):
+            self._identify(*planned)
+        keys, answers = self._cached(arm, passages)
+        llm = self._llm
+        if self.x.cached_only and (missing := sum(a is None for a in answers)):
+            raise RagError(
+                f"{missing} of {len(answers)} answers for {label} are not in {self._answer_cache().path}: "
+                "run without the cached-only option to generate them"
+            )
+        if self.x.generation_fingerprint is None or None in answers:
+            before = self.x.generation_fingerprint
+            llm = self._llm_client()
+            if self.x.generation_fingerprint != before:  # a fallback engine, or a model only the endpoint named
+                keys, answers = self._cached(arm, passages)
         reused = done = sum(a is not None for a in answers)
         failures = 0
         self.progress(f"generate {label}", done, len(questions))
         for i, (question, key) in enumerate(zip(questions, keys)):
             if answers[i] is not None:
                 continue
+            assert llm is not None  # opened above: an answer was missing
             generated = generate_answer(llm, s, question.question, passages[i], scorer=self._scorer)
             if generated.error:
                 failures += 1
                 answers[i] = CachedAnswer("", generated.first_token_ms, generated.generate_ms)
             else:
                 answers[i] = CachedAnswer(generated.text, generated.first_token_ms, generated.generate_ms)
-                cache.put(key, answers[i], question_id=question.id, arm=arm)
+                self._answer_cache().put(key, answers[i], question_id=question.id, arm=arm)
             done += 1
             self.progress(f"generate {label}", done, len(questions))
         final = [a for a in answers if a is not None]
