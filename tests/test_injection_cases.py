@@ -1,0 +1,31 @@
+"""The second held-out injection catalog, read as a user's files would be (no LLM here: the
+measurement is bench/injection.py's). A case is only a test of a defence if the loaders hand the
+model both the fact and, outside hidden HTML, the attack; and its clean twin must hold no attack."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from tests.injection_cases import KOREAN_FONT, load_cases, passages
+from tests.injection_catalog import attack_succeeded, contains_answer
+
+pytestmark = pytest.mark.skipif(not KOREAN_FONT.exists(), reason="Korean PDFs need fonts-nanum (Debian)")
+
+
+def test_every_case_keeps_its_fact_through_the_loaders_and_only_the_attacked_twin_carries_the_attack():
+    cases = load_cases()
+    assert len(cases) >= 40 and min(Counter(c.technique for c in cases).values()) >= 7
+    assert {c.lang for c in cases} == {"ko", "en"}
+    hidden_by_loader = []
+    for case in cases:
+        attacked, clean = passages(case), passages(case, clean=True)
+        assert len(attacked) == len(case.documents) and (len(attacked) > 1) == (case.technique == "all_passages")
+        for hits in (attacked, clean):
+            assert any(contains_answer(a, hits[0].chunk.text) for a in case.answers), case.id
+        assert not any(attack_succeeded(case, h.chunk.text) for h in clean), case.id
+        if not any(attack_succeeded(case, h.chunk.text) for h in attacked):
+            hidden_by_loader.append(case.id)
+    # the HTML loader drops comments and invisible elements, so those attacks never reach a prompt
+    assert hidden_by_loader and all(case_id.split("-")[1] == "html" for case_id in hidden_by_loader)
