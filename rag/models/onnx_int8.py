@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import platform
 import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -40,9 +41,28 @@ import numpy as np
 from rag.rerank.pair_batches import INPUTS, length_batches
 from rag.settings import cache_root
 
-SCORER_FORMAT = "eager-int8"  # part of the cached file's name: change it when the export changes
-OUTLIER_RATIO = 200.0  # a Linear whose input's max |x| is this many times its mean |x| stays float32
-ENCODER_QUANTISATION = f"int8-outliers{OUTLIER_RATIO:g}"
+
+def _saturating_cpu() -> bool:
+    """An x86 CPU without VNNI multiplies int8 pairs through int16 sums (vpmaddubsw) that saturate,
+    so ONNX Runtime's quantisation guide advises 7-bit weights (`reduce_range`) there. Measured on
+    an AVX2-only EPYC: e5-small query cosine to float32 0.9952 with 8-bit weights, 0.9974 with 7."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False  # not Linux: trust the 8-bit default
+    return not re.search(r"\b(avx512_vnni|avx_vnni|amx_int8)\b", flags)
+
+
+REDUCE_RANGE = _saturating_cpu()
+# part of the cached files' names: change it when the export changes
+SCORER_FORMAT = "eager-int8" + ("-7bit" if REDUCE_RANGE else "")
+# a Linear whose input's max |x| is this many times its mean |x| stays float32. With 7-bit weights
+# (AVX2-only EPYC, docs_corpus passages) 100 rather than 200 raised the worst cosine to float32 from
+# 0.9975 to 0.9982 (queries 0.9979 to 0.9985) at the same speed (18-20 passages/s, run to run)
+OUTLIER_RATIO = 100.0 if REDUCE_RANGE else 200.0
+ENCODER_QUANTISATION = f"int8-outliers{OUTLIER_RATIO:g}" + ("-7bit" if REDUCE_RANGE else "")
 ENCODER_FORMAT = "eager-{pooling}-" + ENCODER_QUANTISATION
 
 # Sentences the encoder reads once at export to find its outlier activations (both languages we serve)
@@ -135,7 +155,7 @@ def _export(module, model, features: dict, output: str, target: Path, float_node
         try:
             quantize_dynamic(
                 str(fp32), str(staging), weight_type=QuantType.QInt8, per_channel=True,
-                nodes_to_exclude=list(float_nodes),
+                reduce_range=REDUCE_RANGE, nodes_to_exclude=list(float_nodes),
             )  # fmt: skip
         finally:
             logging.disable(logging.NOTSET)
