@@ -56,13 +56,14 @@ def _saturating_cpu() -> bool:
 
 
 REDUCE_RANGE = _saturating_cpu()
+_WEIGHT_BITS = "-7bit" if REDUCE_RANGE else ""
 # part of the cached files' names: change it when the export changes
-SCORER_FORMAT = "eager-int8" + ("-7bit" if REDUCE_RANGE else "")
+SCORER_FORMAT = "eager-int8" + _WEIGHT_BITS
 # a Linear whose input's max |x| is this many times its mean |x| stays float32. With 7-bit weights
 # (AVX2-only EPYC, docs_corpus passages) 100 rather than 200 raised the worst cosine to float32 from
 # 0.9975 to 0.9982 (queries 0.9979 to 0.9985) at the same speed (18-20 passages/s, run to run)
 OUTLIER_RATIO = 100.0 if REDUCE_RANGE else 200.0
-ENCODER_QUANTISATION = f"int8-outliers{OUTLIER_RATIO:g}" + ("-7bit" if REDUCE_RANGE else "")
+ENCODER_QUANTISATION = f"int8-outliers{OUTLIER_RATIO:g}" + _WEIGHT_BITS
 ENCODER_FORMAT = "eager-{pooling}-" + ENCODER_QUANTISATION
 
 # Sentences the encoder reads once at export to find its outlier activations (both languages we serve)
