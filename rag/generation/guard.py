@@ -189,11 +189,12 @@ def _redact_sentence(sentence: str) -> str:
     """The clauses an instruction spans replaced, when the sentence opens with content; else all of it."""
     if not _opens_with_content(sentence):
         return PLACEHOLDER
-    out, at = [], 0
+    out, at, previous = [], 0, False
     for start, end, hit in _clauses(sentence):
         if hit:
-            out.append(sentence[at:start] + PLACEHOLDER)
+            out.append("" if previous else sentence[at:start] + PLACEHOLDER)  # a run of clauses: one mark
             at = end
+        previous = hit
     return "".join(out) + sentence[at:]
 
 
