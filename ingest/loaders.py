@@ -26,7 +26,7 @@ from ingest.hwpx import read_hwpx
 from ingest.ocr import OcrUnavailable, ocr_pdf_pages
 from ingest.sheets import SheetTooLarge, delimited_rows, sheet_text, xlsx_sheets
 from ingest.slides import pptx_slides
-from ingest.tables import render_table
+from ingest.tables import clean_cell, grid, render_table
 
 DEFAULT_UNPACK_LIMIT = 50 * 2**20  # RAG_MAX_FILE_MB's default
 
@@ -109,6 +109,31 @@ _BLOCKS = (
 )
 
 
+def _span(cell, name: str) -> int:
+    value = str(cell.get(name) or "1").strip()
+    return min(int(value), 100) if value.isdigit() and int(value) > 0 else 1
+
+
+def _html_table_rows(table) -> list[list[str]]:
+    """The table's rows as a grid (rowspan and colspan filled in, as the HWP and docx readers do),
+    so its rows read as `column: value` lines instead of cells run together ("16:003층")."""
+    cells, taken = [], set()
+    rows = [tr for tr in table.find_all("tr") if tr.find_parent("table") is table]
+    for r, tr in enumerate(rows):
+        c = 0
+        for cell in tr.find_all(["td", "th"], recursive=False):
+            while (r, c) in taken:
+                c += 1
+            rowspan, colspan = _span(cell, "rowspan"), _span(cell, "colspan")
+            cells.append((r, c, rowspan, colspan, clean_cell(cell.get_text(" "))))
+            taken.update((rr, cc) for rr in range(r, r + rowspan) for cc in range(c, c + colspan))
+            c += colspan
+    try:
+        return grid(cells)
+    except ValueError:  # a hostile span: the cells in document order, one row each
+        return [[text] for *_, text in cells]
+
+
 def load_html(path: Path, data: bytes, unpack_limit: int) -> LoadedFile:
     from bs4 import BeautifulSoup
 
@@ -117,6 +142,12 @@ def load_html(path: Path, data: bytes, unpack_limit: int) -> LoadedFile:
     for tag in soup(_HTML_NOISE):
         tag.decompose()
     body = soup.body or soup
+    for table in reversed(body.find_all("table")):  # innermost first: a nested table is one cell's text
+        caption = table.find("caption")
+        text = render_table(_html_table_rows(table))
+        if caption and caption.find_parent("table") is table:
+            text = clean_cell(caption.get_text(" ")) + "\n\n" + text
+        table.replace_with(soup.new_string(f"\n\n{text}\n\n"))
     for block in body.find_all(_BLOCKS):  # keep paragraph breaks so sentences do not merge
         block.insert_before("\n\n")
         block.insert_after("\n\n")

@@ -69,7 +69,10 @@ def _trimmed(row: list[str]) -> list[str]:
 
 
 def _named(header: list[str], row: list[str]) -> str:
-    """`name: value | …`; cells past the header's last column go in unnamed."""
+    """`name: value | …`; cells past the header's last column go in unnamed; a cell merged across
+    the whole row (a note, a group heading) said once, without names."""
+    if len(row) > 1 and len(set(row)) == 1:
+        return row[0]
     named = [f"{name}: {value}" for name, value in zip(header, row) if value]
     return " | ".join(named + [cell for cell in row[len(header) :] if cell])
 

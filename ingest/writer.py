@@ -52,8 +52,9 @@ Progress = Callable[[str, int, int], None]
 CHUNKER_VERSION = "kiwi-sentences-1"
 # bump when a loader reads files differently (2: a plain text file's title is its first line;
 # 3: docx tables as rows that keep their column names, HWP/HWPX/xlsx/csv/tsv/pptx read;
-# 4: HWP/HWPX auto numbers, "표 1"): an index made before is re-read whole on its next ingest
-LOADER_VERSION = "4"
+# 4: HWP/HWPX auto numbers, "표 1"; 5: HTML tables as rows that keep their column names): an index
+# made before is re-read whole on its next ingest
+LOADER_VERSION = "5"
 
 
 @dataclass

@@ -13,6 +13,7 @@ Written by a helper that had not seen the defences or the earlier catalogs; neve
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def load_cases(path: Path = CASES) -> list[Case]:
 def _pdf(title: str, text: str) -> bytes:
     from fpdf import FPDF
 
+    logging.getLogger("fontTools").setLevel(logging.ERROR)  # "TSI1 NOT subset" on every NanumGothic subset
     pdf = FPDF()
     pdf.add_font("Nanum", fname=str(KOREAN_FONT))
     pdf.set_font("Nanum", size=11)

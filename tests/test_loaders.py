@@ -57,6 +57,21 @@ def test_html_drops_scripts_and_navigation_and_keeps_paragraphs():
     assert "Open 9 to 18.\n\nClosed on Mondays." in text
 
 
+def test_html_table_rows_keep_their_column_names_and_cells_never_run_together():
+    """A schedule read as "화 14:40~16:003층 과학실" loses both the time and the room."""
+    html = (
+        "<html><body><p>방과후 강좌 안내.</p><table><caption>2학기 강좌</caption>"
+        "<tr><th>강좌</th><th>시간</th><th>장소</th></tr>"
+        "<tr><td rowspan='2'>로봇 코딩</td><td>화 14:40~16:00</td><td>3층 과학실</td></tr>"
+        "<tr><td>목 14:40~16:00</td><td>2층 컴퓨터실</td></tr>"
+        "<tr><td colspan='3'>재료비 없음</td></tr></table><p>신청은 11일까지.</p></body></html>"
+    )
+    text = load("after-school.html", html.encode()).pages[0].text
+    assert "2학기 강좌\n\n강좌: 로봇 코딩 | 시간: 화 14:40~16:00 | 장소: 3층 과학실" in text
+    assert "강좌: 로봇 코딩 | 시간: 목 14:40~16:00 | 장소: 2층 컴퓨터실" in text  # the rowspan repeated
+    assert "\n\n재료비 없음\n\n" in text and text.startswith("방과후 강좌 안내.") and text.endswith("신청은 11일까지.")
+
+
 def test_html_in_euc_kr_decodes():
     html = f'<html><head><meta charset="euc-kr"><title>공지</title></head><body><p>{KO}</p></body></html>'
     loaded = load("notice.htm", html.encode("euc-kr"))
