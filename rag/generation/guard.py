@@ -223,7 +223,9 @@ def _redact_block(block: str) -> str:
     if not any(map(any, marks)):
         return block
     flagged = [s for line, hits in zip(lines, marks, strict=True) for s, hit in zip(line, hits, strict=True) if hit]
-    if sum(map(len, lines)) <= SMALL_BLOCK and not all(map(_opens_with_content, flagged)):
+    others = [s for line, hits in zip(lines, marks, strict=True) for s, hit in zip(line, hits, strict=True) if not hit]
+    note = not all(map(_opens_with_content, flagged)) or any(_ADDRESSEE_OR_LINK.search(s) for s in others)
+    if sum(map(len, lines)) <= SMALL_BLOCK and note:
         return PLACEHOLDER  # an injected note: its other sentences are the attack's own
     return "\n".join(
         " ".join(_redact_sentence(s) if hit else s for s, hit in zip(line, hits, strict=True))
