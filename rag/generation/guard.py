@@ -222,8 +222,8 @@ def _redact_block(block: str) -> str:
     marks = [[_addresses(s) for s in line] for line in lines]
     if not any(map(any, marks)):
         return block
-    flagged = [s for line, hits in zip(lines, marks, strict=True) for s, hit in zip(line, hits, strict=True) if hit]
-    others = [s for line, hits in zip(lines, marks, strict=True) for s, hit in zip(line, hits, strict=True) if not hit]
+    pairs = [(s, hit) for line, hits in zip(lines, marks, strict=True) for s, hit in zip(line, hits, strict=True)]
+    flagged, others = [s for s, hit in pairs if hit], [s for s, hit in pairs if not hit]
     note = not all(map(_opens_with_content, flagged)) or any(_ADDRESSEE_OR_LINK.search(s) for s in others)
     if sum(map(len, lines)) <= SMALL_BLOCK and note:
         return PLACEHOLDER  # an injected note: its other sentences are the attack's own
