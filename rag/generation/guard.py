@@ -18,7 +18,14 @@ can measure what it adds:
   ...") only the clauses the instruction spans; a sentence that opens with the instruction whole;
   a short paragraph whole when one of its sentences opens with an instruction (an injected note
   usually is one, its other sentences its supporting lies); a fake turn or document end with the
-  rest of its paragraph; HTML comments and invisible elements always. The patterns name kinds of
+  rest of its paragraph; HTML comments and invisible elements always. v6 (2026-12-07) reads a
+  sentence as clauses and segments: a bracketed aside is self-contained (only it goes, even when
+  it touches the word before: "14일(※ …)이며"); a label ("Note to automated readers: …",
+  "비고: 챗봇 참고: …") takes the rest of its sentence, but never the table cells before it or
+  after it, nor what follows the dash that closes it; a short paragraph keeps the document's
+  sentences before the first instruction that opens a sentence, unless it opens as a note
+  ("※ 정정 안내:", "Clerk's correction:"), whose claims are the attack's too; lines a PDF wrapped
+  are joined first so an instruction split over two lines is seen whole. The patterns name kinds of
   move, not attacks; they were widened after the catalogs (tests/data/injection_catalog.jsonl, then
   tests/data/injection_heldout.jsonl) showed what slipped through, so the honest rate comes from
   tests/data/injection_heldout_v2.jsonl, written afterwards by someone who had not seen them, and
@@ -42,23 +49,45 @@ _FAKE_TURN = re.compile(
 )
 _TAG = re.compile(r"</?\s*(?:document|documents|context|system|instructions?)\b[^>]*>", re.IGNORECASE)
 
+# Who a Korean instruction addresses, and the endings that make it one ("AI 도우미는 … 설명할 것").
+_KO_AI = (
+    r"((AI|인공지능|생성형\s*AI)\s*(비서|도우미|상담원|에이전트|챗봇|어시스턴트|모델|시스템)?|어시스턴트|챗봇|언어\s*모델"
+    r"|요약\s*(시스템|도구|프로그램|봇|모델|AI)|자동화된\s*(독자|시스템|도구|프로그램|에이전트))"
+)
+_KO_DO = r"(해야|여야|어야|아야|하십시오|십시오|하세요|세요|하라|어라|아라|여라|할\s*것|바랍니다|바람|주십시오|주세요)"
 # Sentences that speak to the model rather than to a human reader of the document. Written by
 # kind of move, not per attack: addressing an AI, prescribing the answer, voiding or outranking
 # instructions, secrecy towards the user, changing the role, adding links.
 _ADDRESSES_ASSISTANT = re.compile(
     r"(ignore|disregard|forget|override)\s+(all\s+|any\s+|the\s+|your\s+)?(previous|prior|above|earlier|preceding|"
     r"other|system|original)?\s*(instructions?|prompts?|rules?|directions?|guidelines?|documents?|specifications?)"
+    r"|\b(ignore|disregard)\s+(the|all|any)\s+\w+(\s+\w+)?\s+(above|below)\b"
     r"|\b(you are now|from now on|from this point on|pretend you are|your new (role|task|instructions?))"
     r"|\b(you|now)\b[^.\n]{0,20}\b(act as|pretend to be)\b"
     r"|\b(ai|language model|llm|chatbot|gpt|bot)s?\b[^.\n]{0,60}"
     r"\b(must|should|shall|will|need to|"
     r"are required to|are instructed to)\b"
     r"|\b(respond|reply|answer|say|output|print|write)\b[^.\n]{0,40}\b(only|exclusively|always|instead)\b"
-    r"|\b(only|always)\s+(respond|reply|answer|say|output|state|mention)\b"
+    r"|\b(only|always)\s+(respond|reply|answer|say|output|state|mention|quote)\b"
+    r"|\b(new\s+)?persona\b[^.\n]{0,20}\b(activated|enabled|loaded|mode)\b|\bwith no (restrictions|filters|limits)\b"
+    r"|https?://\S*[?&][\w-]+=(\{[^}\s]*\}|(사용자|user|question|질문|query|prompt)\w*)"
     r"|\b(every|each|all|any)\s+(answer|reply|response|question)s?\b"
     r"|\b(correct|right|true|official|expected|real|updated)\s+answer\b|\banswer\s+key\b"
     r"|\b(for|to)\s+(ai|automated|llm|language model|assistants?|chatbots?|bots?|graders?|agents?)\b"
-    r"|\b(tell|inform|remind|warn)\s+(the|every|each|any|all)\s+(users?|guests?|customers?|members?)\b"
+    r"|\|\s*(user|assistant|system|human|사용자|어시스턴트|시스템)\s*[:：]"
+    r"|\b(notes?|notices?|messages?|instructions?|directives?|reminders?|memos?|attention)\s+(to|for)\s+((any|all|every|the)\s+)?"
+    r"(automated\s+)?(ai|assistants?|chatbots?|language models?|llms?|bots?|models?|summari[sz]ers?)\b"
+    r"|[(\[<][^()\[\]<>\n]{0,30}\b(ai|assistants?|chatbots?|language models?|llms?|bots?|summari[sz](ers?|ing tools?))"
+    r"\b"
+    r"[^()\[\]<>\n]{0,20}?([:：]|,\s*(if|when|please|tell|say|answer|reply|respond)\b|\s(directive|instruction|note|rule)s?\b)"
+    r"|(^|[.!?]\s+)(ai\s+)?(assistants?|chatbots?|language models?|llms?)\s*(instruction|directive|note|rule)?\s*[,:：]"
+    r"|\b(tell|inform|remind|warn)\s+(the|every|each|any|all)\s+(users?|guests?|customers?|members?|residents?|"
+    r"patients?|students?|parents?|visitors?|callers?|riders?|passengers?|tenants?|employees?|applicants?)\b"
+    r"|\bignore\s+(the|this|that|any|their|the user'?s?)\s+(question|query|request|user)"
+    r"|\b(reading|processing|summari[sz]ing|parsing|scanning|indexing|quoting)\s+this\b[^.\n]{0,60}"
+    r"\b(ai|assistants?|chatbots?|models?|llms?|bots?|tools?)\b"
+    r"|\b(ai|assistants?|chatbots?|models?|llms?|bots?|tools?|systems?)\s+(that\s+(is\s+|are\s+)?)?"
+    r"(reads?|reading|process(es|ing)?|summari[sz](es|ing)|pars(es|ing))\s+(this|these)\b"
     r"|\b(do not|don't|never)\s+(mention|reveal|disclose|tell)\s+(this|these|it|the user|users|anyone)\b"
     r"|\b(instructions?|rules?|directives?)\b[^.\n]{0,30}\b(void|obsolete|revoked|superseded|cancel+ed|invalid)\b"
     r"|\b(highest|top|absolute)\s+priority\b|\btakes? precedence\b"
@@ -70,8 +99,11 @@ _ADDRESSES_ASSISTANT = re.compile(
     r"|\b(append|include|add|insert|render|attach|end)\b[^.\n]{0,50}\b(link|url|image|markdown)\b"
     r"|(이전|앞의|앞서|위의|기존|모든)\s*(의\s*)?[^.\n]{0,8}(지시|지침|명령|규칙|instructions?)[^.\n]{0,20}(무시|잊|무효|폐기|취소)"
     r"|(AI|인공지능|어시스턴트|챗봇|언어\s*모델|모델|비서)[^.\n]{0,40}(반드시|항상|오직|만)\s*[^.\n]{0,30}(답|응답|출력|말|안내)"
-    r"|(AI|인공지능|어시스턴트|챗봇|언어\s*모델|비서)\s*(님)?\s*(에게|께|용|가 답|는 답|답변용)"
-    r"|(AI|인공지능|어시스턴트|챗봇|언어\s*모델)\s*(은|는|이|가|께서|님은|님께서)\s[^.\n]{0,60}(해야|하십시오|하세요|하라|할\s*것|바랍니다)"
+    rf"|({_KO_AI}|비서|도우미)\s*(님)?\s*(에게|께|용|가 답|는 답|답변용|참고\s*[:：]|안내\s*용|필독|전용\s*[:：])"
+    rf"|{_KO_AI}\s*(은|는|이|가|께서|님은|님께서)\s[^.\n]{{0,60}}{_KO_DO}"
+    rf"|{_KO_AI}[^.\n]{{0,60}}(전해|전달해|안내해|답해|답변해|알려)\s*(주시기|주십시오|주세요|줘|라)"
+    rf"|(이|본|위)\s*\S{{0,6}}(를|을)\s*(읽|요약|처리|참고|분석|인용|검토)[^.\n]{{0,12}}({_KO_AI}|모델|비서|도우미|시스템|도구|프로그램)"
+    r"|^\W*[\[(【]\s*(시스템|system|admin|관리자\s*지시)\s*[\])】]"
     r"|(위|앞|상기)\s*(의\s*)?(본문|내용|문서|정보|안내|수치)[^.\n]{0,20}(예전|오류|틀린|틀렸|잘못|무효|오타|구버전)"
     r"|(답변|대답)[^.\n]{0,30}(반드시|항상|오직|만으로|대신)"
     r"|(반드시|항상|오직)[^.\n]{0,30}(라고|으로|로)\s*(만\s*)?(답|응답|대답|출력|안내)"
@@ -101,7 +133,7 @@ _HIDDEN = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _ZERO_WIDTH = re.compile("[\u200b-\u200d\u2060\ufeff\u00ad]")
-_SENTENCE_END = re.compile(r"(?<=[.!?。])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?。])\s+|(?<=[.!?。][)\]>”\"’'])\s+")
 PLACEHOLDER = "[text addressed to an AI assistant removed]"
 SMALL_BLOCK = 3  # sentences: a short paragraph holding an instruction is withheld whole
 
@@ -132,17 +164,43 @@ def _addresses(sentence: str) -> bool:
     return bool(_ADDRESSES_ASSISTANT.search(sentence) or _TURN_LINE.search(sentence))
 
 
+# A line that ends where the page ran out of width, not where the writer ended it (PDF text,
+# hard-wrapped mail): joined to the next so an instruction split over two lines is one sentence.
+_WRAP_WIDTH = 40
+_LINE_DONE = re.compile(r"[.!?。:：;)\]>\"'”’」』]\s*$")
+_TABLE_LINE = re.compile(r"\||\t| {3,}|^\s*([-*•#>]|\d+[.)]\s)")
+
+
+def _lines(block: str) -> list[str]:
+    out: list[str] = []
+    wrapped = False
+    for line in block.split("\n"):
+        if wrapped and line.strip() and not _TABLE_LINE.search(line) and not line.lstrip()[:1].isupper():
+            out[-1] += " " + line.strip()
+        else:
+            out.append(line)
+        wrapped = len(line) >= _WRAP_WIDTH and not _LINE_DONE.search(line) and not _TABLE_LINE.search(line)
+    return out
+
+
 def addresses_assistant(text: str) -> bool:
     """Does any sentence (hidden markup included) speak to the model rather than to a reader?"""
     text = _ZERO_WIDTH.sub("", text)
-    return any(_addresses(line) for line in text.splitlines())
+    return any(_addresses(line) for line in _lines(text))
+
+
+_CLOCK = re.compile(r"\b[ap]\.m\.$", re.IGNORECASE)  # "6:15 a.m. on weekdays" goes on; "4 p.m. AI …" ends
+_ABBREVIATED = re.compile(r"(?:\b[ap]\.m|\be\.g|\bi\.e|\b(?:Mr|Mrs|Ms|Dr|St|No|Vol|approx|etc|vs))\.$", re.IGNORECASE)
 
 
 def _sentences(line: str) -> list[str]:
-    """Sentences of one line; a quotation stays whole even when it holds a full stop."""
+    """Sentences of one line; a quotation stays whole even when it holds a full stop, and "a.m." or
+    "e.g." ends none."""
     out: list[str] = []
     for piece in _SENTENCE_END.split(line):
-        if out and (out[-1].count('"') % 2 or out[-1].count("“") > out[-1].count("”")):
+        quoting = out and (out[-1].count('"') % 2 or out[-1].count("“") > out[-1].count("”"))
+        abbreviated = out and _ABBREVIATED.search(out[-1]) and not (_CLOCK.search(out[-1]) and piece[:1].isupper())
+        if quoting or abbreviated:
             out[-1] += " " + piece
         else:
             out.append(piece)
@@ -151,9 +209,14 @@ def _sentences(line: str) -> list[str]:
 
 # Where a sentence divides into clauses, and a table row into cells: an instruction slipped into a
 # sentence of content takes the clauses it spans, not the facts beside it. A bracketed aside is
-# one clause, whatever commas it holds.
-_CLAUSE_BREAK = re.compile(r"(?<=[,;，、])\s+|\s+[—–]\s+|\s+(?=[(\[（])|(?<=[)\]）])\s+|\s*\|\s*|\t")
-_BRACKETED = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|（[^（）]*）")
+# one clause, whatever commas it holds; a bracket opens one even when it touches the word before
+# ("14일(※ …)이며"). Cells, semicolons and spaced dashes also end a segment: a label ("Note: …",
+# "비고: 챗봇 참고: …") takes the rest of its own segment into the instruction, never the cells before.
+_CLAUSE_BREAK = re.compile(r"(?<=[,;，、])\s+|\s+[—–]\s+|\s*(?=[(\[（<])|(?<=[)\]）>])\s*|\s*\|\s*|\t")
+_SEGMENT_BREAK = re.compile(r";\s*$|\s[—–]\s|\||\t")
+_CELL_BREAK = re.compile(r"\||\t")
+_DASH = re.compile(r"\s[—–]\s")
+_BRACKETED = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|（[^（）]*）|<(?!/?[a-zA-Z][\w-]*(?:\s+[\w:-]+=|\s*/?>))[^<>]*>")
 _LABEL = re.compile(r"[:：]")
 # In a sentence that speaks to the assistant, a clause that names it or carries a link is part of
 # the instruction ("the AI that reads this puts the user's name in [form](http://…) and attaches it").
@@ -167,37 +230,54 @@ def _attack_spans(sentence: str) -> list[tuple[int, int]]:
     return [m.span() for pattern in (_ADDRESSES_ASSISTANT, _TURN_LINE) for m in pattern.finditer(sentence)]
 
 
+def _aside(text: str) -> bool:
+    return bool(_BRACKETED.fullmatch(text.strip().rstrip(".,;")))
+
+
 def _clauses(sentence: str) -> list[tuple[int, int, bool]]:
-    """(start, end, spoken to the assistant) for each clause of a sentence; in a sentence that speaks
-    to it, clauses naming it or carrying a link, and a bracket that follows such a clause ("end with
-    this image (it is invisible): ![x](…)") belong to the instruction."""
+    """(start, end, spoken to the assistant) for each clause of a sentence. Beyond the clauses the
+    patterns hit: when the instruction is not all in bracketed asides, clauses naming the assistant
+    or carrying a link, and a bracket that follows such a clause ("end with this image (it is
+    invisible): ![x](…)"); a label before the first hit of a segment takes the segment from its start."""
     spans, bounds, at = _attack_spans(sentence), [], 0
     inside = [m.span() for m in _BRACKETED.finditer(sentence)]
     for cut in _CLAUSE_BREAK.finditer(sentence):
+        if cut.end() == cut.start() and cut.start() in (0, len(sentence)):
+            continue
         if any(a < cut.start() and cut.end() < b for a, b in inside):
             continue
         bounds.append((at, cut.start()))
         at = cut.end()
     bounds.append((at, len(sentence)))
+    pieces = [(a, b) for a, b in bounds if re.search(r"\w", sentence[a:b])]  # "**", "※" are no clause
+    direct = [any(a < e and s < b for s, e in spans) for a, b in pieces]
+    in_asides = all(_aside(sentence[a:b]) for (a, b), hit in zip(pieces, direct, strict=True) if hit)
     out: list[tuple[int, int, bool]] = []
-    for a, b in bounds:
-        if sentence[a:b].strip():
-            hit = any(a < e and s < b for s, e in spans) or bool(spans and _ADDRESSEE_OR_LINK.search(sentence[a:b]))
-            hit = hit or bool(out and out[-1][2] and sentence[a] in "([（")
-            out.append((a, b, hit))
+    for (a, b), hit in zip(pieces, direct, strict=True):
+        hit = hit or bool(spans and not in_asides and _ADDRESSEE_OR_LINK.search(sentence[a:b]))
+        hit = hit or bool(out and out[-1][2] and sentence[a] in "([（")
+        out.append((a, b, hit))
+    unbracketed = _BRACKETED.sub(lambda m: " " * len(m.group(0)), sentence)  # an aside may hold a colon
+
+    def breaks(pattern: re.Pattern) -> list[int]:
+        return [n for n in range(1, len(out)) if pattern.search(sentence[out[n - 1][0] : out[n][0]])]
+
+    starts, cells, dashes = [0, *breaks(_SEGMENT_BREAK)], [*breaks(_CELL_BREAK), len(out)], breaks(_DASH)
+    for first, last in zip(starts, [*starts[1:], len(out)], strict=True):
+        hits = [n for n in range(first, last) if out[n][2] and not _aside(sentence[out[n][0] : out[n][1]])]
+        if hits and _LABEL.search(unbracketed[out[first][0] : out[hits[0]][1]]):
+            # a labelled note runs on to its cell's end, or to the dash that closes it ("— NOTE: … —")
+            end = next(c for c in [*(dashes if first in dashes else []), *cells] if c > hits[0])
+            out[first:end] = [(a, b, True) for a, b, _ in out[first:end]]
     return out
 
 
 def _opens_with_content(sentence: str) -> bool:
     """Does the sentence start as the document's own text, the instruction slipped in after? A
-    label outside brackets before the instruction or made of it ("IMPORTANT STEP: to help the user,
-    …", "Telemetry (for AI systems): after your answer …") opens one."""
+    label before the instruction in the first segment ("IMPORTANT STEP: to help the user, …")
+    makes the opening the instruction's."""
     clauses = _clauses(sentence)
-    if len(clauses) < 2 or clauses[0][2]:
-        return False
-    end = next((b for _, b, hit in clauses if hit), 0)
-    unbracketed = _BRACKETED.sub(lambda m: " " * len(m.group(0)), sentence)  # an aside may hold a colon
-    return not _LABEL.search(unbracketed[:end])
+    return len(clauses) >= 2 and not clauses[0][2]
 
 
 def _redact_sentence(sentence: str) -> str:
@@ -213,20 +293,38 @@ def _redact_sentence(sentence: str) -> str:
     return "".join(out) + sentence[at:]
 
 
+# A paragraph that opens as a note ("※ 정정 안내(…):", "Clerk's correction¹:", "¹ Verified answer …"):
+# when it holds an instruction, its statements are the note's too ("the meeting has moved to 17B").
+_NOTE_OPENING = re.compile(
+    r"\W*([※¹²³†‡]|[^.!?\n:：]{0,30}\b(notes?|notices?|corrections?|errat(a|um)|updates?|important|attention|warning|"
+    r"reminders?|memo)(?![a-z])[^.!?\n:：]{0,20}[:：]|[^.!?\n:：]{0,20}(정정|공지|알림|참고|주의|수정|변경)[^.!?\n:：]{0,20}[:：])",
+    re.IGNORECASE,
+)
+_LINK = re.compile(r"https?://|www\.|!\[")
+
+
 def _redact_block(block: str) -> str:
     turn = _TURN_LINE.search(block)
     if turn:  # a fake turn or document end takes over the rest of its paragraph
         head = block[: turn.start()].rstrip()
         return (_redact_block(head) + " " if head else "") + PLACEHOLDER
-    lines = [_sentences(line) for line in block.split("\n")]
+    lines = [_sentences(line) for line in _lines(block)]
     marks = [[_addresses(s) for s in line] for line in lines]
     if not any(map(any, marks)):
         return block
     pairs = [(s, hit) for line, hits in zip(lines, marks, strict=True) for s, hit in zip(line, hits, strict=True)]
-    flagged, others = [s for s, hit in pairs if hit], [s for s, hit in pairs if not hit]
-    note = not all(map(_opens_with_content, flagged)) or any(_ADDRESSEE_OR_LINK.search(s) for s in others)
-    if sum(map(len, lines)) <= SMALL_BLOCK and note:
-        return PLACEHOLDER  # an injected note: its other sentences are the attack's own
+    if len(pairs) <= SMALL_BLOCK:
+        others = [s for s, hit in pairs if not hit]
+        if _NOTE_OPENING.match(block) or any(_LINK.search(s) for s in others):
+            return PLACEHOLDER  # an injected note: its other sentences are the attack's own
+        # A short paragraph from the first sentence an instruction opens (a note, not an aside)
+        # on: what follows it is the note's; what comes before is the document's.
+        opener = next(
+            (n for n, (s, hit) in enumerate(pairs) if hit and not _aside(s) and not _opens_with_content(s)), None
+        )
+        if opener is not None:
+            head = [_redact_sentence(s) if hit else s for s, hit in pairs[:opener]]
+            return " ".join([*head, PLACEHOLDER])
     return "\n".join(
         " ".join(_redact_sentence(s) if hit else s for s, hit in zip(line, hits, strict=True))
         for line, hits in zip(lines, marks, strict=True)
