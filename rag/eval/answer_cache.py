@@ -6,8 +6,8 @@ No pickle: a cache file from someone else is data, never code.
 
 An answer's key covers everything that decides it: the question, the arm (retriever, reranker,
 candidate count), the passages in the order the LLM sees them, and the generation fingerprint
-(prompt version, model, top_n, context budget, max tokens, temperature). Change any of them and the
-old answer is not reused.
+(prompt version, model, top_n, context budget, max tokens, temperature), and for a passage the
+injection guard flags, the guard's version. Change any of them and the old answer is not reused.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from rag.generation import guard
 from rag.retrieve.hits import Hit
 
 
@@ -38,8 +39,14 @@ def answer_key(question: str, arm: str, passages: Sequence[str], fingerprint: st
 
 
 def passages_of(hits: Sequence[Hit]) -> list[str]:
-    """What the prompt shows of each passage (title, page and text), for `answer_key`."""
-    return [f"{h.chunk.title}\x1f{h.chunk.page}\x1f{h.chunk.text}" for h in hits]
+    """What the prompt shows of each passage (title, page and text), for `answer_key`; a passage the
+    injection guard flags also carries the guard's version, since what the model reads of it depends
+    on the rules (the others' keys, and so every answer cached over them, stay as they were)."""
+    return [
+        f"{h.chunk.title}\x1f{h.chunk.page}\x1f{h.chunk.text}"
+        + (f"\x1fguard {guard.VERSION}" if guard.addresses_assistant(h.chunk.text) else "")
+        for h in hits
+    ]
 
 
 def cache_path(answers_dir: Path, dataset_name: str, corpus_key: str) -> Path:

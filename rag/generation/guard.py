@@ -39,6 +39,7 @@ import re
 from rag.errors import RagError
 
 DEFENCES = ("datamark", "neutralise", "reminder", "flag")
+VERSION = "6"  # of the flag rules: a cached answer over a flagged passage is stale when they change
 MARK = "│ "
 
 _CONTROL_TOKEN = re.compile(r"<\|[^|<>\n]{1,40}\|>|<s>|</s>|\[/?INST\]|<<\/?SYS>>", re.IGNORECASE)
