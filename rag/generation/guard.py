@@ -214,9 +214,9 @@ def _sentences(line: str) -> list[str]:
 # ("14일(※ …)이며"). Cells, semicolons and spaced dashes also end a segment: a label ("Note: …",
 # "비고: 챗봇 참고: …") takes the rest of its own segment into the instruction, never the cells before.
 _CLAUSE_BREAK = re.compile(r"(?<=[,;，、])\s+|\s+[—–]\s+|\s*(?=[(\[（<])|(?<=[)\]）>])\s*|\s*\|\s*|\t")
-_SEGMENT_BREAK = re.compile(r";\s*$|\s[—–]\s|\||\t")
 _CELL_BREAK = re.compile(r"\||\t")
 _DASH = re.compile(r"\s[—–]\s")
+_SEGMENT_BREAK = re.compile(rf";\s*$|{_DASH.pattern}|{_CELL_BREAK.pattern}")
 _BRACKETED = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|（[^（）]*）|<(?!/?[a-zA-Z][\w-]*(?:\s+[\w:-]+=|\s*/?>))[^<>]*>")
 _LABEL = re.compile(r"[:：]")
 # In a sentence that speaks to the assistant, a clause that names it or carries a link is part of
@@ -273,20 +273,21 @@ def _clauses(sentence: str) -> list[tuple[int, int, bool]]:
     return out
 
 
-def _opens_with_content(sentence: str) -> bool:
+def _opens_with_content(sentence: str, clauses: list[tuple[int, int, bool]] | None = None) -> bool:
     """Does the sentence start as the document's own text, the instruction slipped in after? A
     label before the instruction in the first segment ("IMPORTANT STEP: to help the user, …")
     makes the opening the instruction's."""
-    clauses = _clauses(sentence)
+    clauses = _clauses(sentence) if clauses is None else clauses
     return len(clauses) >= 2 and not clauses[0][2]
 
 
 def _redact_sentence(sentence: str) -> str:
     """The clauses an instruction spans replaced, when the sentence opens with content; else all of it."""
-    if not _opens_with_content(sentence):
+    clauses = _clauses(sentence)
+    if not _opens_with_content(sentence, clauses):
         return PLACEHOLDER
     out, at, previous = [], 0, False
-    for start, end, hit in _clauses(sentence):
+    for start, end, hit in clauses:
         if hit:
             out.append("" if previous else sentence[at:start] + PLACEHOLDER)  # a run of clauses: one mark
             at = end
