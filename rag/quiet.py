@@ -1,12 +1,14 @@
 """Keep library chatter (deprecation warnings, weight-loading bars and reports) out of the terminal.
 
-Called once by the CLI and by the model loaders; our own progress bars and errors stay.
+Called by the CLI, and by the model loaders once they have imported transformers; our own
+progress bars and errors stay.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 
 
@@ -23,13 +25,11 @@ def quiet_libraries() -> None:
     bm25s = logging.getLogger("bm25s")
     if _below_warning not in bm25s.filters:
         bm25s.addFilter(_below_warning)
-    try:
+    if "transformers" in sys.modules:  # never imported here: a load that skips it saves its memory
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-    except ImportError:  # transformers is optional until a model is loaded
-        pass
 
 
 def _below_warning(record: logging.LogRecord) -> bool:

@@ -102,3 +102,66 @@ def test_an_index_built_with_the_old_default_keeps_working_with_a_note(tmp_path)
     assert Path(pipeline.retriever.retrieve("What is the late fee?", 1)[0].source).name == "fees.txt"
     # asked for by name, the old model is a choice, not something to warn about
     assert Pipeline(make_settings(index_dir, reranker="none", embedder=PACKAGED_EMBEDDER)).index_note is None
+
+
+def test_a_second_load_reads_the_export_without_torch(corpus_texts, monkeypatch):
+    """Once exported, the embedder loads with neither torch nor transformers (~0.9 GB less
+    resident in `rag ask`), and gives the same vectors as the load that exported it."""
+    import subprocess
+    import sys
+
+    from rag.models import embedder as embedder_module
+
+    monkeypatch.setattr(embedder_module, "cached_encoder", lambda folder, workers=None: None)  # force the torch load
+    exported = embedder_module.Embedder(E5)  # exports if needed and notes the folder
+    texts = [*corpus_texts[:8], "도서관 " * 600]  # and one past the 512-token window
+    expected = exported.embed_passages(texts)
+    script = (
+        "import json, sys\n"
+        "from rag.models.embedder import Embedder\n"
+        f"e = Embedder({E5!r})\n"
+        "v = e.embed_passages(json.loads(sys.stdin.read()))\n"
+        "print(json.dumps({'torch': 'torch' in sys.modules, 'transformers': 'transformers' in sys.modules,"
+        " 'backend': e.backend, 'dimension': e.dimension, 'vectors': v.tolist()}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], input=json.dumps(texts), capture_output=True, text=True, check=True
+    )
+    second = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not second["torch"] and not second["transformers"]
+    assert (second["backend"], second["dimension"]) == ("onnx-int8", 384)
+    assert np.allclose(np.array(second["vectors"], dtype=np.float32), expected, atol=1e-6)
+
+
+def test_the_tokenizer_file_gives_transformers_ids(corpus_texts):
+    from transformers import AutoTokenizer
+
+    from rag.models.embedder import resolve_model_path
+    from rag.models.onnx_int8 import TokenizerJSON
+
+    folder = Path(resolve_model_path(E5))
+    texts = [*corpus_texts, "  두 칸  공백\n\n줄바꿈\t탭 — “따옴표” … 『책』 ①②", "x" * 5000, "회원증 " * 700]
+    ours = TokenizerJSON(folder / "tokenizer.json", "<pad>")
+    theirs = AutoTokenizer.from_pretrained(str(folder))
+    assert (
+        ours(texts, truncation=True, max_length=512)["input_ids"]
+        == theirs(texts, truncation=True, max_length=512)["input_ids"]
+    )
+    assert ours.pad_token_id == theirs.pad_token_id
+
+
+def test_an_export_that_fails_its_checksum_is_not_loaded(monkeypatch, tmp_path):
+    """A damaged ONNX file under the note's name: the fast path refuses it (the caller exports again)."""
+    from rag.models.embedder import load_embedder, resolve_model_path
+    from rag.models.onnx_int8 import _encoder_note, cached_encoder
+
+    load_embedder(E5)  # the note and the export exist
+    folder = Path(resolve_model_path(E5))
+    note = json.loads(_encoder_note(folder).read_text())
+    assert cached_encoder(folder) is not None
+    damaged = tmp_path / "cache"
+    (damaged / "rag" / "onnx").mkdir(parents=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(damaged))
+    (damaged / "rag" / "onnx" / _encoder_note(folder).name).write_text(json.dumps(note))
+    (damaged / "rag" / "onnx" / note["onnx"]).write_bytes(b"\x08\x07not an onnx graph")
+    assert cached_encoder(folder) is None

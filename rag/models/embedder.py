@@ -31,6 +31,7 @@ import numpy as np
 from rag.errors import RagError
 from rag.hub import load_model
 from rag.models import multilingual_e5
+from rag.models.onnx_int8 import cached_encoder
 from rag.quiet import quiet_libraries
 from rag.settings import DEFAULT_EMBED_BACKEND as DEFAULT_BACKEND
 from rag.settings import DEFAULT_EMBEDDER, PACKAGED_EMBEDDER
@@ -103,13 +104,19 @@ class Embedder:
     ) -> None:
         if backend not in BACKENDS:
             raise RagError(f"unknown embedding backend '{backend}': use {' or '.join(BACKENDS)} (RAG_EMBED_BACKEND)")
-        quiet_libraries()
-        from sentence_transformers import SentenceTransformer
-
         self.model_id = model_id
         self.batch_size = batch_size
+        self.query_prefix, self.passage_prefix = prefixes(model_id)
+        folder = Path(resolve_model_path(model_id))
+        if backend == "onnx-int8" and (onnx := cached_encoder(folder, workers)):
+            # exported before: no torch, no sentence-transformers (~0.9 GB less resident)
+            self.model, self._onnx, self.backend, self.dimension = None, onnx, backend, onnx.dimension
+            return
+        from sentence_transformers import SentenceTransformer
+
+        quiet_libraries()
         try:
-            self.model = load_model(SentenceTransformer, resolve_model_path(model_id), device="cpu")
+            self.model = load_model(SentenceTransformer, str(folder) if folder.is_dir() else model_id, device="cpu")
         except (OSError, ValueError) as exc:
             raise RagError(
                 f"cannot load embedder '{model_id}': {str(exc).splitlines()[0]} "
@@ -117,16 +124,16 @@ class Embedder:
                 f"'{DEFAULT_EMBEDDER}', or '{PACKAGED_EMBEDDER}' for English only)"
             ) from exc
         self.dimension = int(self.model.get_embedding_dimension())
-        self.query_prefix, self.passage_prefix = prefixes(model_id)
         self._onnx = None
         pooling = _onnx_pooling(self.model) if backend == "onnx-int8" else None
         self.backend = "onnx-int8" if pooling else "torch"
         if pooling:
-            from rag.models.onnx_int8 import OnnxEncoder, export_encoder_int8
+            from rag.models.onnx_int8 import OnnxEncoder, export_encoder_int8, remember_encoder
 
             transformer = self.model[0]
             path = export_encoder_int8(transformer.auto_model, transformer.tokenizer, pooling)
             self._onnx = OnnxEncoder(path, transformer.tokenizer, self.model.max_seq_length, workers=workers)
+            remember_encoder(folder, path, self.model.max_seq_length)
             self.model = None  # the session holds the weights; the torch copy would only take memory
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:

@@ -112,9 +112,10 @@ def resolve_backend(backend: str) -> str:
 
 class Reranker:
     def __init__(self, name: str, batch_size: int | None = None, max_length: int = 512, backend: str = "torch") -> None:
-        quiet_libraries()
         import torch
         from sentence_transformers import CrossEncoder
+
+        quiet_libraries()
 
         backend = resolve_backend(backend)  # before the slow load, so a typo fails at once
         self.name = name

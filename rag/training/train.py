@@ -65,8 +65,9 @@ def build_model(cfg: TrainConfig, train: list[Example]):
     (multilingual-e5-small's XLM-R pieces) gets no syllables: `cfg.syllables` is set to 0, so the
     saved config says what was done.
     """
-    quiet_libraries()
     from sentence_transformers import CrossEncoder
+
+    quiet_libraries()
 
     from rag.models.embedder import resolve_model_path
     from rag.rerank.reranker import resolve_reranker
