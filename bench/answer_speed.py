@@ -146,6 +146,47 @@ def summarise(rows: list[dict]) -> dict:
     }
 
 
+def compare_engines(results: list[dict], sets: list[str], budgets: list[str]) -> list[dict]:
+    """Each engine's accuracy against the first engine's, paired by question (the same prompts),
+    per set and over all, with a 95% bootstrap interval: is an engine's difference more than the
+    draw of questions?"""
+    from rag.eval.stats import paired_bootstrap
+
+    if len(results) < 2:
+        return []
+    first = results[0]
+    out = []
+    for other in results[1:]:
+        for budget in budgets:
+            for set_name in [*sets, "all"]:
+                right = {
+                    (r["set"], str(r["id"])): r["accuracy"]
+                    for r in first["rows"]
+                    if r["budget"] == budget and set_name in (r["set"], "all")
+                }
+                pairs = [
+                    (r["accuracy"], right[(r["set"], str(r["id"]))])
+                    for r in other["rows"]
+                    if r["budget"] == budget and (r["set"], str(r["id"])) in right
+                ]
+                if not pairs:
+                    continue
+                ci = paired_bootstrap([a for a, _ in pairs], [b for _, b in pairs])
+                out.append(
+                    {
+                        "engine": other["engine"],
+                        "baseline": first["engine"],
+                        "set": set_name,
+                        "budget": budget,
+                        "difference": ci.mean,
+                        "low": ci.low,
+                        "high": ci.high,
+                        "n": ci.n,
+                    }
+                )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", default="openvino,llamacpp")
@@ -181,12 +222,19 @@ def main() -> None:
         )
     for result in results:
         print(f"{result['engine']}: load {result['load_s']:.1f} s, peak RSS {result['peak_rss_mb']:.0f} MB")
+    paired = compare_engines(results, args.sets.split(","), args.budgets.split(","))
+    for row in paired:
+        print(
+            f"{row['engine']} - {row['baseline']} accuracy, {row['set']} @ {row['budget']}: {row['difference']:+.3f} "
+            f"[{row['low']:+.3f}, {row['high']:+.3f}] over {row['n']} questions both answered"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "when": time.strftime("%Y-%m-%d %H:%M"),
         "command": " ".join(sys.argv),
         "table": table,
         "engines": [{k: v for k, v in r.items() if k != "rows"} for r in results],
+        "paired": paired,
     }
     args.out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     if args.plot:
