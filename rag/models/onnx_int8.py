@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.models.checksum import file_sha256
 from rag.rerank.pair_batches import INPUTS, length_batches
 from rag.settings import cache_root
 
@@ -348,7 +349,7 @@ def remember_encoder(folder: Path, onnx: Path, max_length: int) -> None:
     pad = config.get("pad_token")
     note = {
         "onnx": onnx.name,
-        "sha256": _file_sha256(onnx),
+        "sha256": file_sha256(onnx),
         "max_length": max_length,
         "pad_token": pad.get("content") if isinstance(pad, dict) else pad,
     }
@@ -367,17 +368,9 @@ def cached_encoder(folder: Path, workers: int | None = None) -> OnnxEncoder | No
     try:
         note = json.loads(_encoder_note(folder).read_text(encoding="utf-8"))
         onnx = cache_root() / "onnx" / note["onnx"]
-        if _file_sha256(onnx) != note["sha256"]:
+        if file_sha256(onnx) != note["sha256"]:
             return None
         tokenizer = TokenizerJSON(folder / "tokenizer.json", note["pad_token"])
         return OnnxEncoder(onnx, tokenizer, int(note["max_length"]), workers=workers)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while block := source.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()

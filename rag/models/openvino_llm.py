@@ -25,7 +25,6 @@ at a time).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import queue
@@ -35,7 +34,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rag.errors import RagError
-from rag.models.local_llm import CHUNK, LocalModel
+from rag.models.checksum import file_sha256
+from rag.models.local_llm import LocalModel
 
 IR_FILES = (
     "openvino_model.xml",
@@ -60,14 +60,6 @@ def _import():
     except ImportError as exc:
         raise OpenVINOUnavailable(f"openvino-genai is not installed ({exc}): pip install openvino-genai") from exc
     return openvino_genai
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while block := source.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def converted_dir(model: LocalModel, gguf: Path) -> Path:
@@ -108,7 +100,7 @@ def convert(model: LocalModel, gguf: Path) -> Path:
         missing = [name for name in IR_FILES if not (staging / name).is_file()]
         if missing:
             raise OpenVINOUnavailable(f"OpenVINO GenAI did not save {', '.join(missing)} for {gguf.name}")
-        files = {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(staging.iterdir())}
+        files = {p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)} for p in sorted(staging.iterdir())}
         manifest = {"gguf_sha256": model.sha256, "files": files}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
         shutil.rmtree(target, ignore_errors=True)
