@@ -45,11 +45,11 @@ def _post(base: str, path: str, body: dict) -> dict:
     return response.json()
 
 
-def _next_token(base: str, prompt: list, n_probs: int = 40) -> dict[int, float]:
-    """Probabilities of the most likely next tokens after `prompt` (text and token ids mixed)."""
+def _next_token(base: str, prompt: list, n_probs: int = 40) -> list[tuple[int, str, float]]:
+    """The most likely next tokens after `prompt` (text and token ids mixed): id, text, probability."""
     body = {"prompt": prompt, "n_predict": 1, "n_probs": n_probs, "temperature": 0.0, "cache_prompt": True}
     first = _post(base, "/completion", body)["completion_probabilities"][0]
-    return {t["id"]: math.exp(t["logprob"]) for t in first["top_logprobs"]}
+    return [(t["id"], t["token"], math.exp(t["logprob"])) for t in first["top_logprobs"]]
 
 
 def _tokens(base: str, text: str) -> list[int]:
@@ -59,21 +59,20 @@ def _tokens(base: str, text: str) -> list[int]:
 def measure(base: str, messages: list[dict], phrases: list[list[int]]) -> dict:
     prompt = _post(base, "/apply-template", {"messages": messages})["prompt"]
     decline, greedy = 0.0, False
-    first = _next_token(base, [prompt])
+    first = {i: p for i, _, p in _next_token(base, [prompt])}
     for ids in phrases:
         p, argmax, probs = 1.0, True, first
         for i, token in enumerate(ids):
             if i:
-                probs = _next_token(base, [prompt, *ids[:i]])
+                probs = {t: q for t, _, q in _next_token(base, [prompt, *ids[:i]])}
             p *= probs.get(token, 0.0)
             argmax &= bool(probs) and max(probs, key=probs.get) == token
         decline += p
         greedy |= argmax
     probed = _post(base, "/apply-template", {"messages": [*messages, {"role": "user", "content": PROBE}]})["prompt"]
-    answer = _post(base, "/completion", {"prompt": probed, "n_predict": 1, "n_probs": 40, "temperature": 0.0})
-    top = answer["completion_probabilities"][0]["top_logprobs"]
-    yes = sum(math.exp(t["logprob"]) for t in top if t["token"].strip().lower() == "yes")
-    no = sum(math.exp(t["logprob"]) for t in top if t["token"].strip().lower() == "no")
+    top = _next_token(base, [probed])
+    yes = sum(p for _, text, p in top if text.strip().lower() == "yes")
+    no = sum(p for _, text, p in top if text.strip().lower() == "no")
     return {"decline": decline, "greedy_declines": greedy, "probe_no": no / (yes + no) if yes + no else 0.5}
 
 
@@ -131,8 +130,11 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-FEATURES = {"decline": lambda r: _logit(r["decline"]), "probe_no": lambda r: _logit(r["probe_no"])}
-FEATURES["rerank"] = lambda r: -_logit(r["rerank"])
+FEATURES = {  # each signal on a logit scale, higher = more likely unanswerable
+    "decline": lambda r: _logit(r["decline"]),
+    "probe_no": lambda r: _logit(r["probe_no"]),
+    "rerank": lambda r: -_logit(r["rerank"]),
+}
 
 
 def fit_logistic(rows: list[dict], names: list[str], l2: float = 1.0, steps: int = 50) -> list[float]:
@@ -185,7 +187,7 @@ def report(args: argparse.Namespace) -> None:
         f"fit: ClapNQ {len(fit)} (from question {args.fit_start}); report: ClapNQ {len(held)}, docs_corpus {len(docs)}"
     )
     print(f"cut: the lowest that answers {args.answered:.0%} of the fit set's answerable questions under the rule\n")
-    scores = {name: FEATURES[name] for name in FEATURES}
+    scores = dict(FEATURES)
     for names in (["decline", "probe_no"], ["decline", "probe_no", "rerank"]):
         w = fit_logistic(fit, names)
         scores[" + ".join(names)] = lambda r, w=w, names=names: (
